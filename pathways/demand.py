@@ -1,0 +1,83 @@
+"""Crisis demand per small area: episodes, calls and section 136 detentions per year.
+
+episodes_i = base_rate / 1e5 x weighted_pop_i x deprivation_i x growth, where
+
+* weighted_pop_i = k (r0 pop_0_15 + pop_16_59 + r60 pop_60_plus), with k chosen so that
+  England's weighted population equals its total population (so ``base_rate`` is per
+  100k people at England's age mix);
+* deprivation_i = exp(beta (5.5 - decile_i)) / mean_d exp(beta (5.5 - d)), beta = ln(ratio)/9,
+  so decile 1 has ``ratio`` times the rate of decile 10 and the mean over deciles is 1.
+
+See docs/calibration.md for the derivation of the default base rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pathways.scenario import DemandParams, QueueParams
+
+# England, mid-2015 (IoD2019 file 6, sum over the 32,844 English LSOAs); checked against
+# the bundled table by tests/unit/test_demand.py.
+ENGLAND_POP_0_15 = 10_405_050
+ENGLAND_POP_16_59 = 31_710_315
+ENGLAND_POP_60_PLUS = 12_612_839
+ENGLAND_POP = 54_728_204  # total column; equals the sum of the three bands
+
+
+def age_weight_scale(params: DemandParams) -> float:
+    """k such that England's age-weighted population equals its total population."""
+    weighted = (
+        params.relative_rate_0_15 * ENGLAND_POP_0_15
+        + ENGLAND_POP_16_59
+        + params.relative_rate_60_plus * ENGLAND_POP_60_PLUS
+    )
+    return ENGLAND_POP / weighted
+
+
+def deprivation_multiplier(decile: np.ndarray | pd.Series, ratio: float) -> np.ndarray:
+    """Relative episode rate by IMD decile (1 = most deprived); mean over deciles is 1."""
+    beta = np.log(ratio) / 9.0
+    d = np.asarray(decile, dtype=float)
+    norm = np.mean(np.exp(beta * (5.5 - np.arange(1, 11))))
+    return np.exp(beta * (5.5 - d)) / norm
+
+
+def weighted_population(areas: pd.DataFrame, params: DemandParams) -> np.ndarray:
+    """Age-weighted population of each area (falls back to total population if bands are missing)."""
+    bands = ("pop_0_15", "pop_16_59", "pop_60_plus")
+    if all(b in areas.columns for b in bands) and areas[list(bands)].notna().all().all():
+        raw = (
+            params.relative_rate_0_15 * areas["pop_0_15"].to_numpy(float)
+            + areas["pop_16_59"].to_numpy(float)
+            + params.relative_rate_60_plus * areas["pop_60_plus"].to_numpy(float)
+        )
+        return raw * age_weight_scale(params)
+    return areas["pop_total"].to_numpy(float)
+
+
+def episodes_per_year(areas: pd.DataFrame, params: DemandParams) -> np.ndarray:
+    """Expected in-person crisis episodes per area per year."""
+    return (
+        params.episodes_per_100k_per_year
+        / 1e5
+        * weighted_population(areas, params)
+        * deprivation_multiplier(areas["imd_decile"], params.deprivation_ratio)
+        * params.growth_factor
+    )
+
+
+def calls_per_year(population: float, params: DemandParams) -> float:
+    """Crisis-line calls per year for a footprint."""
+    return params.calls_per_100k_per_year / 1e5 * population * params.growth_factor
+
+
+def calls_per_hour(population: float, params: DemandParams) -> np.ndarray:
+    """Average calls arriving in each hour of the day (24 values)."""
+    return calls_per_year(population, params) / 365.0 * np.asarray(params.hourly_profile)
+
+
+def s136_per_year(population: float, demand: DemandParams, queues: QueueParams) -> float:
+    """Section 136 detentions per year needing a place of safety."""
+    return queues.s136_per_100k_per_year / 1e5 * population * demand.growth_factor

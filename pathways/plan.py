@@ -1,0 +1,147 @@
+"""Plans: capacity at each site, crisis-line staffing and (optionally) catchments.
+
+A plan is what ``optimise`` returns and what ``evaluate`` judges. Without an
+allocation, ``evaluate`` sends each area to its quickest open site.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import Field, ValidationError
+
+from pathways.errors import InputError, Problem
+from pathways.scenario import (
+    SERVICES,
+    Capacity,
+    Frozen,
+    HubCapacity,
+    Scenario,
+    problems_from_validation,
+)
+
+
+class SitePlan(Frozen):
+    site_id: str
+    capacity: Capacity
+
+
+class AllocationShare(Frozen):
+    """Share of an area's episodes for one service that a site serves."""
+
+    service: Literal["crisis_house", "mobile_team"]
+    area_code: str
+    site_id: str
+    share: float = Field(ge=0, le=1.000001)
+
+
+class SolverReport(Frozen):
+    status: str
+    objective: float | None = None
+    best_bound: float | None = None
+    gap: float | None = None
+    seconds: float | None = None
+    solver: str = ""
+    iterations: int = 0
+    message: str = ""
+
+
+class Plan(Frozen):
+    """Capacity decisions for one footprint."""
+
+    name: str = "plan"
+    sites: tuple[SitePlan, ...] = ()
+    hub: HubCapacity = HubCapacity()
+    allocation: tuple[AllocationShare, ...] = ()
+    solver: SolverReport | None = None
+    predicted: dict[str, float] = Field(default_factory=dict)
+
+    def capacity(self, site_id: str) -> Capacity:
+        for s in self.sites:
+            if s.site_id == site_id:
+                return s.capacity
+        return Capacity()
+
+    def total(self, service: str) -> int:
+        return sum(s.capacity.of(service) for s in self.sites)
+
+    def capacity_table(self) -> pd.DataFrame:
+        rows = [
+            {"site_id": s.site_id, **{svc: s.capacity.of(svc) for svc in SERVICES}}
+            for s in self.sites
+        ]
+        return pd.DataFrame(rows, columns=["site_id", *SERVICES]).set_index("site_id")
+
+    def allocation_table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [a.model_dump() for a in self.allocation],
+            columns=["service", "area_code", "site_id", "share"],
+        )
+
+
+def baseline_plan(scenario: Scenario) -> Plan:
+    """Today's capacity as stated in the scenario."""
+    return Plan(
+        name="current",
+        sites=tuple(SitePlan(site_id=s.site_id, capacity=s.capacity) for s in scenario.sites),
+        hub=scenario.hub,
+    )
+
+
+def plan_from_dict(data: Any, file: str = "<plan>", text: str | None = None) -> Plan:
+    if not isinstance(data, dict):
+        raise InputError(Problem(file, None, None, "expected a mapping of fields at the top level"))
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as err:
+        raise InputError(problems_from_validation(err, file, text)) from None
+
+
+def load_plan(path: str | Path) -> Plan:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(Problem(str(path), None, None, "file not found"))
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise InputError(
+            Problem(str(path), mark.line + 1 if mark else None, None, "not valid YAML")
+        ) from None
+    return plan_from_dict(data, str(path), text)
+
+
+def dump_plan(plan: Plan, path: str | Path | None = None) -> str:
+    text = yaml.safe_dump(plan.model_dump(mode="json"), sort_keys=False, width=100)
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+def check_plan(scenario: Scenario, plan: Plan) -> None:
+    """Raise if the plan names sites the scenario does not have, or services a site cannot host."""
+    problems = []
+    for i, sp in enumerate(plan.sites):
+        try:
+            site = scenario.site(sp.site_id)
+        except KeyError:
+            problems.append(
+                Problem("plan", None, f"sites[{i}].site_id", f"unknown site '{sp.site_id}'")
+            )
+            continue
+        for svc in SERVICES:
+            if sp.capacity.of(svc) > 0 and svc not in site.services:
+                problems.append(
+                    Problem(
+                        "plan",
+                        None,
+                        f"sites[{i}].capacity",
+                        f"site '{sp.site_id}' cannot host {svc}",
+                    )
+                )
+    if problems:
+        raise InputError(problems)
