@@ -429,7 +429,7 @@ def aggregate_to_msoa(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     Returns
     -------
     Area table indexed by ``area_code`` (= ``msoa11cd``) with ``msoa11cd``,
-    ``area_name``, population columns, ``imd_rank``, ``imd_decile``,
+    ``area_name`` (= ``msoa11nm``), population columns, ``imd_rank``, ``imd_decile``,
     ``imd_quintile``, ``rural``, ``area_km2``, ``n_lsoas``, centroid, the ICB
     and LAD columns when present, and the dissolved geometry.
     """
@@ -478,6 +478,7 @@ def aggregate_to_msoa(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     out[CENTROID_X] = np.round(shapely.get_x(pts))
     out[CENTROID_Y] = np.round(shapely.get_y(pts))
     out.insert(0, AREA_NAME, names.reindex(out.index).to_numpy())
+    out.insert(1, MSOA11NM, out[AREA_NAME].to_numpy())
     out.insert(0, MSOA11CD, out.index.to_numpy())
     out.index.name = AREA_CODE
     return gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(geom, index=out.index, crs=BNG))
@@ -547,6 +548,12 @@ class _Upload:
     def add(self, pos: int | None, column: str | None, message: str) -> None:
         row = None if pos is None else int(self.rows[pos])
         self.problems.append(Problem(self.name, row, column, message))
+
+    def raise_problems(self) -> None:
+        """Raise every problem found so far, file-level first, then by row."""
+        if self.problems:
+            ordered = sorted(self.problems, key=lambda p: (p.row or 0, p.field or ""))
+            raise InputError(ordered)
 
 
 def _fatal(name: str, message: str, column: str | None = None) -> InputError:
@@ -970,14 +977,14 @@ def load_areas(path: str | Path, footprint: gpd.GeoDataFrame | None = None) -> g
         rural[need_fill] = np.where(rural_missing[need_fill], fill_rural, rural[need_fill])
         rural_missing[:] = False
     elif footprint is None:
-        for pos in np.flatnonzero(np.isnan(decile) & ~wrong):
-            upload.add(
-                pos, IMD_DECILE, "value is missing and no footprint was given to take it from"
-            )
-        for pos in np.flatnonzero(rural_missing):
-            upload.add(pos, RURAL, "value is missing and no footprint was given to take it from")
-    if upload.problems:
-        raise InputError(upload.problems)
+        for column, lacking in ((IMD_DECILE, np.isnan(decile) & ~wrong), (RURAL, rural_missing)):
+            why = "no footprint was given to take it from"
+            if column not in table.columns:
+                upload.add(None, column, f"column is missing and {why}")
+                continue
+            for pos in np.flatnonzero(lacking):
+                upload.add(pos, column, f"value is missing and {why}")
+    upload.raise_problems()
 
     geoms = upload.geometry
     pts = _representative_points(geoms)
@@ -1116,8 +1123,7 @@ def load_sites(path: str | Path, footprint: gpd.GeoDataFrame | None = None) -> g
     _check_geometry_types(upload, {"Point"})
     if footprint is not None:
         _check_in_footprint(upload, _footprint_bng(footprint), _geometry_field(upload))
-    if upload.problems:
-        raise InputError(upload.problems)
+    upload.raise_problems()
 
     geoms = upload.geometry
     out = pd.DataFrame(
@@ -1125,12 +1131,7 @@ def load_sites(path: str | Path, footprint: gpd.GeoDataFrame | None = None) -> g
             SITE_NAME: names.to_numpy(),
             SERVICES: [";".join(s for s in SERVICE_TYPES if s in o) for o in offered],
             **{
-                col: pd.array(
-                    np.where(np.isnan(capacity[col]), 0, capacity[col]).astype("int64"),
-                    dtype="Int64",
-                ).where(~np.isnan(capacity[col]))
-                if col in capacity
-                else pd.array([pd.NA] * n, dtype="Int64")
+                col: pd.Series(capacity.get(col, np.full(n, np.nan))).astype("Int64").array
                 for col in CAPACITY_COLUMNS.values()
             },
             STATUS: status,
