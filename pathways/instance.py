@@ -108,7 +108,7 @@ def standardise_areas(gdf: pd.DataFrame) -> pd.DataFrame:
                 df = df.set_index(cand)
                 break
         df.index.name = "area_code"
-    rename = {"centroid_x": "x", "centroid_y": "y", "lsoa11nm": "name", "msoa11nm": "name"}
+    rename = {"centroid_x": "x", "centroid_y": "y", "area_name": "name"}
     for src, dst in rename.items():
         if src in df.columns and dst not in df.columns:
             df = df.rename(columns={src: dst})

@@ -428,6 +428,11 @@ def evaluate(scenario: Scenario | Instance, plan: Plan | None = None) -> Scoreca
         "p95_travel_mins": _weighted_quantile(trip_t, trip_w, 0.95),
         "total_cost_gbp_per_year": cost["total"],
         "capital_cost_gbp": cost["capital"],
+        "travel_burden_hours_per_year": float(
+            ((ch_alloc * t) @ np.ones(t.shape[1]) * flows.crisis_house_referrals).sum()
+            + ((mob_alloc * t) @ np.ones(t.shape[1]) * mob_episodes).sum()
+        )
+        / 60.0,
         "veteran_episodes_per_year": float(flows.episodes.sum() * sc.demand.veterans_share),
     }
     total_pop = float(pop.sum())

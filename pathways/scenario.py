@@ -67,7 +67,7 @@ class Frozen(BaseModel):
 DEFAULT_HOURLY_PROFILE: tuple[float, ...] = (
     0.034, 0.028, 0.023, 0.019, 0.016, 0.015, 0.017, 0.024,
     0.035, 0.045, 0.050, 0.052, 0.052, 0.052, 0.052, 0.053,
-    0.055, 0.057, 0.058, 0.059, 0.058, 0.055, 0.050, 0.042,
+    0.055, 0.057, 0.058, 0.058, 0.058, 0.055, 0.050, 0.042,
 )  # fmt: skip
 
 
@@ -677,16 +677,15 @@ class Scenario(Frozen):
     constraints: Constraints = Constraints()
     base_dir: str | None = Field(None, exclude=True, description="folder the file was read from")
 
-    @model_validator(mode="after")
-    def _unique_sites(self) -> Scenario:
+    @field_validator("sites")
+    @classmethod
+    def _unique_sites(cls, sites: tuple[Site, ...]) -> tuple[Site, ...]:
         seen: dict[str, int] = {}
-        for i, s in enumerate(self.sites):
+        for i, s in enumerate(sites):
             if s.site_id in seen:
-                raise ValueError(
-                    f"site_id '{s.site_id}' is used by sites[{seen[s.site_id]}] and sites[{i}]"
-                )
+                raise ValueError(f"site_id '{s.site_id}' is used by sites[{seen[s.site_id]}] and sites[{i}]")
             seen[s.site_id] = i
-        return self
+        return sites
 
     def site(self, site_id: str) -> Site:
         for s in self.sites:
@@ -771,6 +770,8 @@ def problems_from_validation(
         while probe and line is None:
             line = lines.get(probe)
             probe = probe[:-1]
+        if line is None:
+            line = lines.get(())
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling; see docs/scenario.md for the fields allowed)"

@@ -1,0 +1,62 @@
+"""Suggest capacity and sites: ``optimise(scenario, options) -> Plan``.
+
+See :mod:`pathways.optimise.model` for the numbered formulation and
+docs/optimiser.md for the commissioner's account of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pathways.optimise.baselines import greedy_marginal, objective_value, pro_rata
+from pathways.optimise.model import SolverOptions
+
+__all__ = ["SolverOptions", "OptimiseResult", "optimise", "optimise_with_baselines", "objective_value"]
+
+
+@dataclass(frozen=True)
+class OptimiseResult:
+    """The optimised plan with the plans it was compared against."""
+
+    plan: object
+    baselines: dict
+    cards: dict
+    objectives: dict
+    goals: object
+
+
+def optimise(scenario, options: SolverOptions | None = None):
+    """Optimised plan for a scenario (pure: same scenario and options, same plan)."""
+    return optimise_with_baselines(scenario, options).plan
+
+
+def optimise_with_baselines(scenario, options: SolverOptions | None = None) -> OptimiseResult:
+    """Optimise, and evaluate the plan next to today's and the two baselines."""
+    from pathways.instance import Instance, prepare
+    from pathways.kpis import evaluate
+    from pathways.optimise.model import resolve_goals, solve
+    from pathways.plan import baseline_plan
+
+    opts = options or SolverOptions()
+    report = opts.progress or (lambda msg, frac: None)
+    inst = scenario if isinstance(scenario, Instance) else prepare(scenario)
+    sc = inst.scenario
+    report("evaluating today's plan", 0.0)
+    today = baseline_plan(sc)
+    cards = {"current": evaluate(inst, today)}
+    goals = resolve_goals(inst, cards["current"])
+    report("computing baselines", 0.01)
+    baselines = {
+        "pro rata": pro_rata(inst, goals.budget_gbp),
+        "greedy marginal": greedy_marginal(inst, goals.budget_gbp, goals.mobile_within_min),
+    }
+    for name, p in baselines.items():
+        cards[name] = evaluate(inst, p)
+    w = sc.objective.weights
+    objectives = {name: objective_value(card, goals.mode, w) for name, card in cards.items()}
+    hint = min(baselines.values(), key=lambda p: objectives[p.name])
+    plan = solve(inst, goals, opts, hint=hint)
+    cards["optimised"] = evaluate(inst, plan)
+    objectives["optimised"] = objective_value(cards["optimised"], goals.mode, w)
+    report("done", 1.0)
+    return OptimiseResult(plan=plan, baselines=baselines, cards=cards, objectives=objectives, goals=goals)

@@ -1,0 +1,207 @@
+"""Plans to beat, computed by the same code paths as everything else.
+
+* **pro rata**: today's mix of services scaled to the budget, each service's units
+  spread over its sites in proportion to the population of their catchments (the
+  usual practice of funding capacity per head);
+* **greedy marginal**: from the locked minimum, repeatedly add the one unit of
+  capacity (a bed, a crisis-house place at one site, a team at one base) that cuts
+  the objective most per pound, while the budget lasts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pathways.costs import unit_cost
+from pathways.instance import Instance
+from pathways.kpis import Scorecard, crisis_house_sites, evaluate, inpatient_pool, mobile_teams, nearest_allocation
+from pathways.pathway import route
+from pathways.plan import Plan, SitePlan, baseline_plan
+from pathways.scenario import SERVICES, Capacity
+
+FIELD = {
+    "inpatient": "inpatient_beds",
+    "crisis_house": "crisis_house_places",
+    "mobile_team": "mobile_teams",
+    "place_of_safety": "place_of_safety_suites",
+}
+DECIDED = ("inpatient", "crisis_house", "mobile_team")
+
+
+def objective_value(card: Scorecard, mode: str, weights) -> float:
+    """The optimiser's objective computed from an evaluated scorecard."""
+    k = card.kpis
+    if mode == "min_cost":
+        return k["total_cost_gbp_per_year"]
+    return (
+        weights.oap_bed_day * k["oap_bed_days_per_year"]
+        + weights.admission * k["admissions_per_year"]
+        + weights.travel_hour * k["travel_burden_hours_per_year"]
+    )
+
+
+def plan_from_arrays(inst: Instance, cap: dict[str, np.ndarray], hub, name: str) -> Plan:
+    sites = []
+    for j, sid in enumerate(inst.site_ids):
+        sites.append(SitePlan(site_id=sid, capacity=Capacity(**{FIELD[s]: int(cap[s][j]) for s in SERVICES})))
+    return Plan(name=name, sites=tuple(sites), hub=hub)
+
+
+def _arrays(inst: Instance, plan: Plan) -> dict[str, np.ndarray]:
+    from pathways.instance import capacity_arrays
+
+    return {k: v.astype(int) for k, v in capacity_arrays(inst, plan).items()}
+
+
+def _largest_remainder(total: int, weights: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Integers summing to ``total`` (as far as bounds allow) in proportion to ``weights``."""
+    out = lo.copy()
+    left = total - int(lo.sum())
+    if left <= 0 or weights.sum() <= 0:
+        return out
+    raw = weights / weights.sum() * left
+    add = np.minimum(np.floor(raw).astype(int), hi - out)
+    out += add
+    left -= int(add.sum())
+    order = np.argsort(-(raw - np.floor(raw)))
+    while left > 0:
+        progressed = False
+        for j in order:
+            if left > 0 and out[j] < hi[j] and weights[j] > 0:
+                out[j] += 1
+                left -= 1
+                progressed = True
+        if not progressed:
+            break
+    return out
+
+
+def pro_rata(inst: Instance, budget_gbp: float) -> Plan:
+    """Today's service mix scaled to the budget, spread by catchment population."""
+    from pathways.optimise.model import site_bounds
+
+    sc = inst.scenario
+    today = _arrays(inst, baseline_plan(sc))
+    pop = inst.areas["pop_total"].to_numpy(float)
+    bounds = {s: site_bounds(inst, s) for s in DECIDED}
+
+    def build(scale: float) -> Plan:
+        cap = {s: today[s].copy() for s in SERVICES}
+        for s in DECIDED:
+            cur, lo, hi, must, host = bounds[s]
+            sites = (today[s] > 0) if today[s].sum() > 0 else host
+            if not sites.any():
+                continue
+            alloc = nearest_allocation(inst.travel_mins, sites)
+            weights = (alloc.T @ pop) * sites
+            total = int(round(today[s].sum() * scale))
+            low = np.where(must, lo, 0)
+            cap[s] = _largest_remainder(total, weights, low, np.where(sites, hi, 0))
+        return plan_from_arrays(inst, cap, sc.hub, "pro rata")
+
+    def cost(scale: float) -> float:
+        return evaluate(inst, build(scale)).kpis["total_cost_gbp_per_year"]
+
+    lo_s, hi_s = 0.2, 3.0
+    if cost(hi_s) <= budget_gbp:
+        return build(hi_s)
+    for _ in range(30):
+        mid = 0.5 * (lo_s + hi_s)
+        if cost(mid) <= budget_gbp:
+            lo_s = mid
+        else:
+            hi_s = mid
+    return build(lo_s)
+
+
+class _Quick:
+    """Objective and cost of capacity arrays without building a full scorecard."""
+
+    def __init__(self, inst: Instance):
+        self.inst = inst
+        sc = inst.scenario
+        self.sc = sc
+        self.fixed = (
+            unit_cost(sc, "hub") * sum(sc.hub.of(s) for s in ("night", "day", "evening"))
+        )
+        self.w = sc.objective.weights
+        self.mode = sc.objective.mode
+
+    def __call__(self, cap: dict[str, np.ndarray]) -> tuple[float, float, float]:
+        inst, sc, q = self.inst, self.sc, self.sc.queues
+        t = inst.travel_mins
+        ch_alloc = nearest_allocation(t, cap["crisis_house"] > 0, sc.pathway.crisis_house_max_travel_mins)
+        ch = crisis_house_sites(inst, cap["crisis_house"].astype(float), ch_alloc)
+        flows = route(inst.episodes, sc.pathway, ch["served_share_area"], 0.0)
+        pool = inpatient_pool(inst, float(cap["inpatient"].sum()), float(flows.admissions.sum()))
+        mob_alloc = nearest_allocation(t, cap["mobile_team"] > 0)
+        mob = mobile_teams(inst, cap["mobile_team"].astype(float), mob_alloc)
+        mob_eps = inst.mobile_episodes
+        within = float((mob_eps * mob["within_share_area"]).sum() / max(mob_eps.sum(), 1e-9))
+        travel_h = float(((ch_alloc * t).sum(axis=1) * flows.crisis_house_referrals).sum()
+                         + ((mob_alloc * t).sum(axis=1) * mob_eps).sum()) / 60.0
+        cost = (
+            sum(float(cap[s].sum()) * unit_cost(sc, s) for s in SERVICES)
+            + self.fixed
+            + pool["oap_bed_days"] * sc.costs.oap_gbp_per_bed_day
+        )
+        if self.mode == "min_cost":
+            obj = cost
+        else:
+            obj = (self.w.oap_bed_day * pool["oap_bed_days"] + self.w.admission * float(flows.admissions.sum())
+                   + self.w.travel_hour * travel_h)
+        return obj, cost, within
+
+
+def greedy_marginal(inst: Instance, budget_gbp: float, mobile_within_min: float = 0.0) -> Plan:
+    """Add the unit of capacity with the best objective reduction per pound until the budget runs out."""
+    from pathways.optimise.model import site_bounds
+
+    sc = inst.scenario
+    quick = _Quick(inst)
+    bounds = {s: site_bounds(inst, s) for s in DECIDED}
+    cap = {s: np.zeros(len(inst.site_ids), int) for s in SERVICES}
+    cap["place_of_safety"] = _arrays(inst, baseline_plan(sc))["place_of_safety"]
+    for s in DECIDED:
+        _, lo, _, must, _ = bounds[s]
+        cap[s] = np.where(must, lo, 0).astype(int)
+    obj, cost, within = quick(cap)
+
+    # meet the response standard first: add the team that raises coverage most per pound
+    while within < mobile_within_min:
+        best = None
+        _, _, hi, _, host = bounds["mobile_team"]
+        for j in np.flatnonzero(host & (cap["mobile_team"] < hi)):
+            cap["mobile_team"][j] += 1
+            _, c2, w2 = quick(cap)
+            cap["mobile_team"][j] -= 1
+            gain = (w2 - within) / unit_cost(sc, "mobile_team")
+            if best is None or gain > best[0]:
+                best = (gain, j, c2, w2)
+        if best is None or best[0] <= 0:
+            break
+        cap["mobile_team"][best[1]] += 1
+        obj, cost, within = quick(cap)
+
+    while True:
+        best = None
+        for s in DECIDED:
+            _, _, hi, _, host = bounds[s]
+            cands = np.flatnonzero(host & (cap[s] < hi))
+            if s == "inpatient" and len(cands):
+                # beds are pooled: any site with room gives the same effect; try the fullest-today first
+                cands = cands[:1]
+            for j in cands:
+                cap[s][j] += 1
+                o2, c2, _ = quick(cap)
+                cap[s][j] -= 1
+                if c2 > budget_gbp and c2 > cost:
+                    continue
+                gain = (obj - o2) / unit_cost(sc, s)
+                if gain > 1e-12 and (best is None or gain > best[0]):
+                    best = (gain, s, j)
+        if best is None:
+            break
+        cap[best[1]][best[2]] += 1
+        obj, cost, within = quick(cap)
+    return plan_from_arrays(inst, cap, sc.hub, "greedy marginal")

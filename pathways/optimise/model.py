@@ -1,0 +1,740 @@
+"""The capacity-and-location model: a MILP with queueing exact at integer capacities.
+
+Formulation (docs/optimiser.md repeats it; the code tags each family with its number)
+------------------------------------------------------------------------------------
+Sets: areas i; sites j; crisis-house levels k = 0..K_j; mobile-team levels m = 0..M_j;
+pooled bed levels c = C_lo..C_hi; hub shifts s with handler levels h = 0..H.
+Data: R_i crisis-house referrals/yr, M_i mobile episodes/yr, t_ij road minutes,
+D = admissions that bypass crisis houses, a = ch_to_inpatient, b = full_to_inpatient.
+
+(1)  one level per crisis house:   sum_k z_jk = 1;  places_j = sum_k k z_jk
+(2)  catchments:                   sum_j x_ij <= 1, 0 <= x_ij (only to the K nearest
+                                   crisis-house sites within the referral travel limit)
+(3)  arrivals:                     lam_j = sum_i R_i x_ij = sum_k lam_jk,
+                                   0 <= lam_jk <= LamMax_jk z_jk (LamMax_j0 = 0: closed
+                                   houses receive no one)
+(4)  blocked referrals, exact at each level: f_k(lam) = lam * ErlangB(lam*L/365, k) is
+     convex in lam, so beta_jk >= f_k(l) z_jk + f_k'(l) (lam_jk - l z_jk) for tangent
+     points l (perspective of the tangent: tight on the convex hull of each level);
+     beta_jk <= lam_jk; tangents are added at the solution until (4) is exact (12).
+(5)  admissions:                   A = D + b * sum_i R_i + (a - b) * sum_j (lam_j - beta_j)
+(6)  one pooled bed level:         sum_c w_c = 1;  sum_j beds_j = sum_c c w_c
+(7)  OAP placements, exact at each level: g_c(A) = A * ErlangB_Hayward(A*LOS/365, c, z)
+     is convex in A: A = sum_c A_c, A_c in [A_lo w_c, A_hi w_c], P_c >= tangents of g_c.
+(8)  mobile teams:                 sum_m y_jm = 1; teams_j = sum_m m y_jm;
+     sum_j v_ij = 1 (every area has a base); mu_j = sum_i M_i v_ij = sum_m mu_jm,
+     mu_jm <= MuMax_m y_jm (peak-hour utilisation <= rho_max; MuMax_0 = 0);
+     W_jm >= tangents of h_m(mu) = mu * sum_hours p_h ErlangC(mu p_h S / 365, m).
+(9)  response standard:           sum_ij M_i v_ij cov_ij - sum_j W_j >= X * sum_i M_i
+     (cov_ij = 1 if dispatch + t_ij is within the urban/rural standard; conservative:
+     evaluate's within-standard count sum_j cov_j (1 - Pwait_j) is at least this).
+(10) crisis line: one handler level per shift; sum_s SL_s(h) q_sh >= SL_min * calls
+     (service level tabulated exactly per shift and level with Erlang A).
+(11) site limits and locks: min/max capacity when open, existing services that may
+     not close or shrink, capital for newly opened services, crisis-house travel
+     coverage (population within T minutes of an open house >= Y), equity (most
+     deprived quintile's access and mobile coverage >= footprint average - gap),
+     workforce caps by staff group, revenue budget (capacity + OAP bed-days x cost).
+(12) objective: min_weighted: w_oap LOS_oap P + w_adm A + w_travel (travel hours);
+     min_cost: revenue cost, with OAP bed-day / admission targets as constraints.
+     A small penalty on change from today's capacity breaks ties.
+     Outer approximation: solve, evaluate f, g, h exactly at the solution, add tangents
+     where the model under-estimates, re-solve; stop when every estimate is within
+     tolerance (then the model's OAPs and admissions equal evaluate's).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from ortools.linear_solver import pywraplp
+
+from pathways import demand, queues
+from pathways.costs import unit_cost
+from pathways.errors import InfeasibleError
+from pathways.instance import Instance
+from pathways.kpis import hub_metrics
+from pathways.plan import AllocationShare, Plan, SitePlan, SolverReport
+from pathways.scenario import SERVICES, SHIFT_HOURS, SHIFTS, STAFF_GROUPS, Capacity, HubCapacity
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX = {"inpatient": 60, "crisis_house": 12, "mobile_team": 4, "place_of_safety": 3}
+"""Default maximum capacity at a site offering a service, when the scenario sets none."""
+MAX_HUB_HANDLERS = 40
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """How hard and how long to search."""
+
+    time_limit_s: float = 60.0
+    workers: int = 0
+    seed: int = 0
+    gap: float = 0.005
+    backend: str = "SCIP"
+    nearest_sites: int = 6
+    max_rounds: int = 12
+    tolerance: float = 1e-4
+    progress: Callable[[str, float], None] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass
+class Goals:
+    """Resolved limits: budget, targets and minimum service levels (units in names)."""
+
+    mode: str
+    budget_gbp: float
+    capital_gbp: float | None
+    oap_bed_days_max: float | None
+    admissions_max: float | None
+    mobile_within_min: float
+    hub_sl_min: float
+    ch_travel_mins: float | None
+    ch_pop_share_min: float | None
+    equity_gap: float | None
+    workforce_caps: dict[str, float]
+
+
+@dataclass
+class Built:
+    solver: pywraplp.Solver
+    v: dict
+    cut_keys: dict
+    data: dict
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def site_bounds(inst: Instance, service: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(current, min_if_open, max, must_open, can_host) per site for a service."""
+    cur, lo, hi, must, host = [], [], [], [], []
+    for sid in inst.site_ids:
+        s = inst.scenario.site(sid)
+        c = s.capacity.of(service)
+        ok = service in s.services
+        mx = s.max_capacity.of(service) if s.max_capacity is not None else max(DEFAULT_MAX[service], 2 * c)
+        mn = max(s.min_capacity.of(service), 1 if ok else 0)
+        if c > 0 and not s.can_shrink:
+            mn = max(mn, c)
+        cur.append(c)
+        lo.append(mn if ok else 0)
+        hi.append(max(mx, c) if ok else 0)
+        must.append(ok and c > 0 and not s.can_close)
+        host.append(ok)
+    return (np.array(cur), np.array(lo), np.array(hi), np.array(must, bool), np.array(host, bool))
+
+
+def f_ch(lam: float, k: int, los_days: float) -> tuple[float, float]:
+    """Blocked crisis-house referrals per year at ``k`` places, and d/d(lam)."""
+    e = lam / 365.0 * los_days
+    if k == 0:
+        return lam, 1.0
+    return float(queues.lost_traffic(e, k)) * 365.0 / los_days, float(queues.lost_traffic_dload(e, k))
+
+
+def g_beds(adm: float, c: int, los_days: float, z: float) -> tuple[float, float]:
+    """OAP placements per year at ``c`` pooled beds, and d/d(admissions)."""
+    e = adm / 365.0 * los_days
+    if c == 0:
+        return adm, 1.0
+    return (
+        float(queues.lost_traffic(e, c, z)) * 365.0 / los_days,
+        float(queues.lost_traffic_dload(e, c, z)),
+    )
+
+
+def h_mobile(mu: float, m: int, profile: np.ndarray, service_h: float) -> tuple[float, float]:
+    """Episodes per year finding all ``m`` teams busy, and d/d(mu)."""
+    if m == 0:
+        return mu, 1.0
+    e = mu * profile * service_h / 365.0
+    val = float(np.sum(queues.waiting_load(e, m))) * 365.0 / service_h
+    der = float(np.sum(queues.waiting_load_dload(e, m) * profile))
+    return val, der
+
+
+def resolve_goals(inst: Instance, baseline_card=None) -> Goals:
+    sc = inst.scenario
+    con = sc.constraints
+    budget = sc.budget.revenue_gbp_per_year
+    need_base = budget is None or con.mobile_within_standard_share_min is None or con.hub_service_level_min is None
+    if need_base and baseline_card is None:
+        from pathways.kpis import evaluate
+
+        baseline_card = evaluate(inst)
+    return Goals(
+        mode=sc.objective.mode,
+        budget_gbp=budget if budget is not None else baseline_card.kpis["total_cost_gbp_per_year"],
+        capital_gbp=sc.budget.capital_gbp,
+        oap_bed_days_max=sc.objective.targets.oap_bed_days_per_year_max,
+        admissions_max=sc.objective.targets.admissions_per_year_max,
+        mobile_within_min=(
+            con.mobile_within_standard_share_min
+            if con.mobile_within_standard_share_min is not None
+            else _floor(baseline_card.kpis["mobile_response_within_standard_share"])
+        ),
+        hub_sl_min=(
+            con.hub_service_level_min
+            if con.hub_service_level_min is not None
+            else _floor(baseline_card.kpis["hub_service_level"])
+        ),
+        ch_travel_mins=con.crisis_house_travel_mins,
+        ch_pop_share_min=con.crisis_house_population_share_min,
+        equity_gap=con.equity.max_gap_share if con.equity.enabled else None,
+        workforce_caps=dict(con.workforce_caps_wte),
+    )
+
+
+def _floor(x: float) -> float:
+    """Today's level, rounded down a hair so today's plan stays feasible."""
+    return max(0.0, math.floor(x * 1e4) / 1e4 - 1e-6)
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
+    """Create the MILP (1)-(12) with initial tangents."""
+    sc = inst.scenario
+    q = sc.queues
+    solver = pywraplp.Solver.CreateSolver(opts.backend)
+    if solver is None:
+        raise RuntimeError(f"OR-Tools backend {opts.backend} is not available")
+    inf = solver.infinity()
+    n, m_sites = inst.travel_mins.shape
+    t = inst.travel_mins
+    R = inst.crisis_house_referrals
+    M = inst.mobile_episodes
+    cf = inst.coeffs
+    v: dict = {"x": {}, "vv": {}, "z": {}, "lamk": {}, "betak": {}, "y": {}, "muk": {}, "Wk": {},
+               "w": {}, "Ac": {}, "Pc": {}, "beds": {}, "open_bed": {}, "hub": {}, "pos": {}}
+    data: dict = {}
+
+    # (1)-(4) crisis houses
+    ch_cur, ch_lo, ch_hi, ch_must, ch_host = site_bounds(inst, "crisis_house")
+    reach = t <= sc.pathway.crisis_house_max_travel_mins
+    ch_sites = np.flatnonzero(ch_host)
+    data["ch_pairs"] = pairs = []
+    for i in range(n):
+        cand = [j for j in ch_sites if reach[i, j]]
+        cand = sorted(cand, key=lambda j: t[i, j])[: opts.nearest_sites]
+        pairs.extend((i, j) for j in cand)
+    for i, j in pairs:
+        v["x"][i, j] = solver.NumVar(0.0, 1.0, f"x_{i}_{j}")
+    for i in range(n):
+        row = [v["x"][i, j] for j in ch_sites if (i, j) in v["x"]]
+        if row:
+            solver.Add(solver.Sum(row) <= 1.0)  # (2)
+    lam_expr = {j: solver.Sum([R[i] * v["x"][i, j] for (i, jj) in pairs if jj == j]) for j in ch_sites}
+    lam_max = {j: float(sum(R[i] for (i, jj) in pairs if jj == j)) for j in ch_sites}
+    beta_terms, lam_terms = [], []
+    for j in ch_sites:
+        levels = [0, *range(max(1, int(ch_lo[j])), int(ch_hi[j]) + 1)]
+        if ch_must[j]:
+            levels = levels[1:]
+        zs = []
+        lam_parts = []
+        for k in levels:
+            z = solver.BoolVar(f"z_{j}_{k}")
+            v["z"][j, k] = z
+            zs.append(z)
+            cap = lam_max[j] if k > 0 else 0.0
+            lk = solver.NumVar(0.0, cap, f"lam_{j}_{k}")
+            solver.Add(lk <= cap * z)  # (3)
+            bk = solver.NumVar(0.0, inf, f"beta_{j}_{k}")
+            solver.Add(bk <= lk)  # (4)
+            v["lamk"][j, k], v["betak"][j, k] = lk, bk
+            lam_parts.append(lk)
+            beta_terms.append(bk)
+        solver.Add(solver.Sum(zs) == 1)  # (1)
+        solver.Add(solver.Sum(lam_parts) == lam_expr[j])  # (3)
+        lam_terms.append(lam_expr[j])
+    data["lam_max"] = lam_max
+    v["ch_places"] = {
+        j: solver.Sum([k * v["z"][j, k] for (jj, k) in v["z"] if jj == j]) for j in ch_sites
+    }
+
+    # (5) admissions
+    D = float((inst.episodes * cf.direct_admission).sum())
+    a, b = cf.ch_to_inpatient, cf.full_to_inpatient
+    A = solver.NumVar(0.0, inf, "admissions")
+    solver.Add(A == D + b * float(R.sum()) + (a - b) * (solver.Sum(lam_terms) - solver.Sum(beta_terms)))
+    v["A"] = A
+    # admissions range: every referral served (lo) or none (hi)
+    A_lo = D + min(a, b) * float(R.sum())
+    A_hi = D + max(a, b) * float(R.sum())
+    data["A_range"] = (A_lo, A_hi)
+
+    # (6)-(7) pooled beds
+    bed_cur, bed_lo, bed_hi, bed_must, bed_host = site_bounds(inst, "inpatient")
+    bed_sites = np.flatnonzero(bed_host)
+    for j in bed_sites:
+        u = solver.IntVar(0, int(bed_hi[j]), f"beds_{j}")
+        o = solver.BoolVar(f"openbed_{j}")
+        solver.Add(u <= int(bed_hi[j]) * o)  # (11)
+        solver.Add(u >= int(bed_lo[j]) * o)  # (11)
+        if bed_must[j]:
+            solver.Add(o == 1)
+        v["beds"][j], v["open_bed"][j] = u, o
+    C_lo = int(sum(bed_lo[j] for j in bed_sites if bed_must[j]))
+    C_hi = int(sum(bed_hi[j] for j in bed_sites))
+    C_hi = min(C_hi, int(goals.budget_gbp // max(unit_cost(sc, "inpatient"), 1.0)))
+    C_hi = max(C_hi, C_lo)
+    data["C_range"] = (C_lo, C_hi)
+    w_parts, A_parts, P_parts = [], [], []
+    for c in range(C_lo, C_hi + 1):
+        w = solver.BoolVar(f"w_{c}")
+        Ac = solver.NumVar(0.0, A_hi, f"A_{c}")
+        Pc = solver.NumVar(0.0, inf, f"P_{c}")
+        solver.Add(Ac <= A_hi * w)  # (7)
+        solver.Add(Ac >= A_lo * w)  # (7)
+        solver.Add(Pc <= Ac)
+        v["w"][c], v["Ac"][c], v["Pc"][c] = w, Ac, Pc
+        w_parts.append(w)
+        A_parts.append(Ac)
+        P_parts.append(Pc)
+    solver.Add(solver.Sum(w_parts) == 1)  # (6)
+    solver.Add(solver.Sum([c * v["w"][c] for c in v["w"]]) == solver.Sum(list(v["beds"].values())))  # (6)
+    solver.Add(solver.Sum(A_parts) == A)  # (7)
+    P = solver.NumVar(0.0, inf, "oap_placements")
+    solver.Add(P == solver.Sum(P_parts))
+    v["P"] = P
+
+    # (8) mobile teams
+    mob_cur, mob_lo, mob_hi, mob_must, mob_host = site_bounds(inst, "mobile_team")
+    mob_sites = np.flatnonzero(mob_host)
+    profile = np.asarray(sc.demand.hourly_profile)
+    data["profile"] = profile
+    mu_max_per_team = q.mobile_max_utilisation * 365.0 / (q.mobile_service_hours * profile.max())
+    standard = np.where(inst.rural, q.mobile_standard_rural_mins, q.mobile_standard_urban_mins)
+    cov = (t + q.mobile_dispatch_mins) <= standard[:, None]
+    data["cov"] = cov
+    data["mob_pairs"] = mpairs = []
+    for i in range(n):
+        cand = sorted(mob_sites, key=lambda j: t[i, j])[: opts.nearest_sites]
+        mpairs.extend((i, j) for j in cand)
+    for i, j in mpairs:
+        v["vv"][i, j] = solver.NumVar(0.0, 1.0, f"v_{i}_{j}")
+    for i in range(n):
+        solver.Add(solver.Sum([v["vv"][i, j] for j in mob_sites if (i, j) in v["vv"]]) == 1.0)  # (8)
+    mu_expr = {j: solver.Sum([M[i] * v["vv"][i, j] for (i, jj) in mpairs if jj == j]) for j in mob_sites}
+    W_terms = []
+    for j in mob_sites:
+        levels = [0, *range(max(1, int(mob_lo[j])), int(mob_hi[j]) + 1)]
+        if mob_must[j]:
+            levels = levels[1:]
+        ys, mus = [], []
+        mu_cap_j = float(sum(M[i] for (i, jj) in mpairs if jj == j))
+        for mm in levels:
+            y = solver.BoolVar(f"y_{j}_{mm}")
+            cap = min(mu_cap_j, mm * mu_max_per_team)
+            mu = solver.NumVar(0.0, cap, f"mu_{j}_{mm}")
+            solver.Add(mu <= cap * y)  # (8)
+            W = solver.NumVar(0.0, inf, f"W_{j}_{mm}")
+            solver.Add(W <= mu)
+            v["y"][j, mm], v["muk"][j, mm], v["Wk"][j, mm] = y, mu, W
+            ys.append(y)
+            mus.append(mu)
+            W_terms.append(W)
+        solver.Add(solver.Sum(ys) == 1)  # (8)
+        solver.Add(solver.Sum(mus) == mu_expr[j])  # (8)
+    data["mu_cap"] = {j: float(sum(M[i] for (i, jj) in mpairs if jj == j)) for j in mob_sites}
+    data["mu_max_per_team"] = mu_max_per_team
+    v["teams"] = {j: solver.Sum([mm * v["y"][j, mm] for (jj, mm) in v["y"] if jj == j]) for j in mob_sites}
+    covered = solver.Sum([M[i] * v["vv"][i, j] for (i, j) in mpairs if cov[i, j]])
+    if goals.mobile_within_min > 0:
+        solver.Add(covered - solver.Sum(W_terms) >= goals.mobile_within_min * float(M.sum()))  # (9)
+    v["covered"] = covered
+
+    # (10) crisis line
+    calls = demand.calls_per_hour(inst.population, sc.demand)
+    data["calls"] = calls
+    sl_rows = []
+    for s in SHIFTS:
+        lo_h, hi_h = SHIFT_HOURS[s]
+        qs = []
+        for hcount in range(0, MAX_HUB_HANDLERS + 1):
+            qv = solver.BoolVar(f"q_{s}_{hcount}")
+            v["hub"][s, hcount] = qv
+            qs.append(qv)
+            met = queues.erlang_a_metrics(calls[lo_h:hi_h], np.full(hi_h - lo_h, hcount), q.hub_aht_seconds,
+                                          q.hub_mean_patience_seconds, q.hub_answer_within_seconds)
+            sl_rows.append(float(np.sum(np.asarray(met["service_level"]) * calls[lo_h:hi_h])) * qv)
+        solver.Add(solver.Sum(qs) == 1)
+    if goals.hub_sl_min > 0 and calls.sum() > 0:
+        solver.Add(solver.Sum(sl_rows) >= goals.hub_sl_min * float(calls.sum()))  # (10)
+    v["hub_positions"] = solver.Sum([h * qv for (s, h), qv in v["hub"].items()])
+
+    # places of safety: kept at today's capacity (load does not depend on other decisions)
+    pos_units = float(sum(sc.site(s).capacity.place_of_safety_suites for s in inst.site_ids))
+
+    # (11) money, capital, workforce, coverage, equity
+    units = {
+        "inpatient": solver.Sum(list(v["beds"].values())),
+        "crisis_house": solver.Sum(list(v["ch_places"].values())) if v["ch_places"] else 0,
+        "mobile_team": solver.Sum(list(v["teams"].values())) if v["teams"] else 0,
+    }
+    v["units"] = units
+    revenue = (
+        unit_cost(sc, "inpatient") * units["inpatient"]
+        + unit_cost(sc, "crisis_house") * units["crisis_house"]
+        + unit_cost(sc, "mobile_team") * units["mobile_team"]
+        + unit_cost(sc, "place_of_safety") * pos_units
+        + unit_cost(sc, "hub") * v["hub_positions"]
+        + sc.costs.oap_gbp_per_bed_day * q.oap_los_days * P
+    )
+    v["revenue"] = revenue
+    if goals.mode == "min_weighted":
+        solver.Add(revenue <= goals.budget_gbp)  # (11)
+    capital_terms = []
+    cap_cost = sc.costs.capital_gbp_per_new_site
+    for j in ch_sites:
+        if ch_cur[j] == 0 and (j, 0) in v["z"]:
+            capital_terms.append(cap_cost["crisis_house"] * (1 - v["z"][j, 0]))
+    for j in mob_sites:
+        if mob_cur[j] == 0 and (j, 0) in v["y"]:
+            capital_terms.append(cap_cost["mobile_team"] * (1 - v["y"][j, 0]))
+    for j in bed_sites:
+        if bed_cur[j] == 0:
+            capital_terms.append(cap_cost["inpatient"] * v["open_bed"][j])
+    v["capital"] = solver.Sum(capital_terms) if capital_terms else 0
+    if goals.capital_gbp is not None and capital_terms:
+        solver.Add(v["capital"] <= goals.capital_gbp)  # (11)
+    per = sc.costs.wte_per_unit
+    for g, capv in goals.workforce_caps.items():
+        expr = (
+            per["inpatient"][g] * units["inpatient"]
+            + per["crisis_house"][g] * units["crisis_house"]
+            + per["mobile_team"][g] * units["mobile_team"]
+            + per["place_of_safety"][g] * pos_units
+            + per["hub"][g] * v["hub_positions"]
+        )
+        solver.Add(expr <= capv)  # (11)
+    pop = inst.areas["pop_total"].to_numpy(float)
+    if goals.ch_travel_mins is not None and goals.ch_pop_share_min is not None:
+        cover_vars = []
+        for i in range(n):
+            near = [j for j in ch_sites if t[i, j] <= goals.ch_travel_mins]
+            if not near:
+                continue
+            ai = solver.NumVar(0.0, 1.0, f"chcov_{i}")
+            solver.Add(ai <= solver.Sum([1 - v["z"][j, 0] if (j, 0) in v["z"] else 1 for j in near]))
+            cover_vars.append(pop[i] * ai)
+        solver.Add(solver.Sum(cover_vars) >= goals.ch_pop_share_min * float(pop.sum()))  # (11)
+    if goals.equity_gap is not None:
+        q1 = inst.quintile == 1
+        if q1.any():
+            R1, Rt = float(R[q1].sum()), float(R.sum())
+            acc1 = solver.Sum([R[i] * v["x"][i, j] for (i, j) in pairs if q1[i]])
+            acc = solver.Sum([R[i] * v["x"][i, j] for (i, j) in pairs])
+            if R1 > 0 and Rt > 0:
+                solver.Add(acc1 * (1.0 / R1) >= acc * (1.0 / Rt) - goals.equity_gap)  # (11)
+            M1, Mt = float(M[q1].sum()), float(M.sum())
+            cov1 = solver.Sum([M[i] * v["vv"][i, j] for (i, j) in mpairs if q1[i] and cov[i, j]])
+            if M1 > 0 and Mt > 0:
+                solver.Add(cov1 * (1.0 / M1) >= covered * (1.0 / Mt) - goals.equity_gap)  # (11)
+
+    # (12) objective
+    travel_hours = (
+        solver.Sum([R[i] * t[i, j] * v["x"][i, j] for (i, j) in pairs])
+        + solver.Sum([M[i] * t[i, j] * v["vv"][i, j] for (i, j) in mpairs])
+    ) * (1.0 / 60.0)
+    v["travel_hours"] = travel_hours
+    W = sc.objective.weights
+    # tie-break: prefer today's capacity (tiny weight per unit changed)
+    change_terms = []
+    for j in bed_sites:
+        d = solver.NumVar(0.0, inf, f"dbed_{j}")
+        solver.Add(d >= v["beds"][j] - int(bed_cur[j]))
+        solver.Add(d >= int(bed_cur[j]) - v["beds"][j])
+        change_terms.append(d)
+    v["change"] = solver.Sum(change_terms) if change_terms else 0
+    if goals.mode == "min_weighted":
+        obj = W.oap_bed_day * q.oap_los_days * P + W.admission * A + W.travel_hour * travel_hours
+        data["tie_weight"] = 1e-4
+    else:
+        if goals.oap_bed_days_max is not None:
+            solver.Add(q.oap_los_days * P <= goals.oap_bed_days_max)  # (12)
+        if goals.admissions_max is not None:
+            solver.Add(A <= goals.admissions_max)  # (12)
+        obj = revenue + 1e-3 * travel_hours
+        data["tie_weight"] = 1.0
+    v["objective_expr"] = obj
+    solver.Minimize(obj + data["tie_weight"] * v["change"])
+    data.update({"ch_sites": ch_sites, "bed_sites": bed_sites, "mob_sites": mob_sites, "pos_units": pos_units,
+                 "D": D, "R": R, "M": M})
+
+    built = Built(solver=solver, v=v, cut_keys={"ch": set(), "bed": set(), "mob": set()}, data=data)
+    add_initial_cuts(inst, built)
+    return built
+
+
+def _grid(hi: float, servers: int, scale: float) -> list[float]:
+    """Tangent points: loads around the number of servers, in the variable's own units."""
+    pts = {0.0, hi}
+    for r in (0.1, 0.3, 0.5, 0.65, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0):
+        x = r * max(servers, 0.5) * scale
+        if 0 < x < hi:
+            pts.add(x)
+    return sorted(pts)
+
+
+def add_ch_cut(inst: Instance, built: Built, j: int, k: int, lam: float) -> bool:
+    key = (j, k, round(lam, 6))
+    if key in built.cut_keys["ch"] or k == 0:
+        return False
+    built.cut_keys["ch"].add(key)
+    val, der = f_ch(lam, k, inst.scenario.queues.crisis_house_los_days)
+    z, lk, bk = built.v["z"][j, k], built.v["lamk"][j, k], built.v["betak"][j, k]
+    built.solver.Add(bk >= (val - der * lam) * z + der * lk)
+    return True
+
+
+def add_bed_cut(inst: Instance, built: Built, c: int, adm: float) -> bool:
+    key = (c, round(adm, 6))
+    if key in built.cut_keys["bed"]:
+        return False
+    built.cut_keys["bed"].add(key)
+    q = inst.scenario.queues
+    val, der = g_beds(adm, c, q.inpatient_los_days, q.inpatient_peakedness)
+    w, Ac, Pc = built.v["w"][c], built.v["Ac"][c], built.v["Pc"][c]
+    built.solver.Add(Pc >= (val - der * adm) * w + der * Ac)
+    return True
+
+
+def add_mob_cut(inst: Instance, built: Built, j: int, mm: int, mu: float) -> bool:
+    key = (j, mm, round(mu, 6))
+    if key in built.cut_keys["mob"] or mm == 0:
+        return False
+    built.cut_keys["mob"].add(key)
+    q = inst.scenario.queues
+    val, der = h_mobile(mu, mm, built.data["profile"], q.mobile_service_hours)
+    y, mu_v, W = built.v["y"][j, mm], built.v["muk"][j, mm], built.v["Wk"][j, mm]
+    built.solver.Add(W >= (val - der * mu) * y + der * mu_v)
+    return True
+
+
+def add_initial_cuts(inst: Instance, built: Built) -> None:
+    q = inst.scenario.queues
+    for (j, k) in list(built.v["z"]):
+        if k == 0:
+            continue
+        for lam in _grid(built.data["lam_max"][j], k, 365.0 / q.crisis_house_los_days):
+            add_ch_cut(inst, built, j, k, lam)
+    A_lo, A_hi = built.data["A_range"]
+    for c in built.v["w"]:
+        for adm in np.linspace(A_lo, A_hi, 5):
+            add_bed_cut(inst, built, c, float(adm))
+        if c == 0:
+            continue
+    for (j, mm) in list(built.v["y"]):
+        if mm == 0:
+            continue
+        hi = min(built.data["mu_cap"][j], mm * built.data["mu_max_per_team"])
+        for mu in np.linspace(0, hi, 6):
+            add_mob_cut(inst, built, j, mm, float(mu))
+
+
+# ----------------------------------------------------------------------------- solve
+
+
+def _chosen(var_map: dict, j: int) -> int:
+    best, val = None, -1.0
+    for (jj, k), var in var_map.items():
+        if jj == j and var.solution_value() > val:
+            best, val = k, var.solution_value()
+    return int(best)
+
+
+def refine(inst: Instance, built: Built, tol: float) -> int:
+    """Add tangents where the model under-estimates a queueing function (outer approximation)."""
+    v, q = built.v, inst.scenario.queues
+    added = 0
+    for j in built.data["ch_sites"]:
+        k = _chosen(v["z"], j)
+        lam = v["lamk"][j, k].solution_value()
+        if k == 0 or lam <= 1e-9:
+            continue
+        true, _ = f_ch(lam, k, q.crisis_house_los_days)
+        if true - v["betak"][j, k].solution_value() > tol * max(1.0, true):
+            added += add_ch_cut(inst, built, j, k, lam)
+    c = max(v["w"], key=lambda cc: v["w"][cc].solution_value())
+    adm = v["Ac"][c].solution_value()
+    true, _ = g_beds(adm, c, q.inpatient_los_days, q.inpatient_peakedness)
+    if true - v["Pc"][c].solution_value() > tol * max(1.0, true):
+        added += add_bed_cut(inst, built, c, adm)
+    for j in built.data["mob_sites"]:
+        mm = _chosen(v["y"], j)
+        mu = v["muk"][j, mm].solution_value()
+        if mm == 0 or mu <= 1e-9:
+            continue
+        true, _ = h_mobile(mu, mm, built.data["profile"], q.mobile_service_hours)
+        if true - v["Wk"][j, mm].solution_value() > tol * max(1.0, true):
+            added += add_mob_cut(inst, built, j, mm, mu)
+    return added
+
+
+def extract_plan(inst: Instance, built: Built, name: str) -> Plan:
+    v = built.v
+    sc = inst.scenario
+    caps = {sid: dict.fromkeys(SERVICES, 0) for sid in inst.site_ids}
+    for j in built.data["ch_sites"]:
+        caps[inst.site_ids[j]]["crisis_house"] = _chosen(v["z"], j)
+    for j in built.data["bed_sites"]:
+        caps[inst.site_ids[j]]["inpatient"] = int(round(v["beds"][j].solution_value()))
+    for j in built.data["mob_sites"]:
+        caps[inst.site_ids[j]]["mobile_team"] = _chosen(v["y"], j)
+    for sid in inst.site_ids:
+        caps[sid]["place_of_safety"] = sc.site(sid).capacity.place_of_safety_suites
+    hub = {s: max(range(MAX_HUB_HANDLERS + 1), key=lambda h, s=s: v["hub"][s, h].solution_value()) for s in SHIFTS}
+    sites = tuple(
+        SitePlan(site_id=sid, capacity=Capacity(**{f: caps[sid][svc] for svc, f in _FIELDS.items()}))
+        for sid in inst.site_ids
+    )
+    codes = inst.areas.index
+    alloc = []
+    for (i, j), var in v["x"].items():
+        val = var.solution_value()
+        if val > 1e-7:
+            alloc.append(AllocationShare(service="crisis_house", area_code=codes[i], site_id=inst.site_ids[j],
+                                         share=min(1.0, round(val, 9))))
+    for (i, j), var in v["vv"].items():
+        val = var.solution_value()
+        if val > 1e-7:
+            alloc.append(AllocationShare(service="mobile_team", area_code=codes[i], site_id=inst.site_ids[j],
+                                         share=min(1.0, round(val, 9))))
+    q = sc.queues
+    predicted = {
+        "admissions_per_year": v["A"].solution_value(),
+        "oap_placements_per_year": v["P"].solution_value(),
+        "oap_bed_days_per_year": v["P"].solution_value() * q.oap_los_days,
+        "total_cost_gbp_per_year": v["revenue"].solution_value(),
+        "travel_burden_hours_per_year": v["travel_hours"].solution_value(),
+        "objective": v["objective_expr"].solution_value(),
+    }
+    return Plan(name=name, sites=sites, hub=HubCapacity(**hub), allocation=tuple(alloc), predicted=predicted)
+
+
+_FIELDS = {
+    "inpatient": "inpatient_beds",
+    "crisis_house": "crisis_house_places",
+    "mobile_team": "mobile_teams",
+    "place_of_safety": "place_of_safety_suites",
+}
+
+
+def set_hint(inst: Instance, built: Built, plan: Plan) -> None:
+    """Warm start from a plan (capacities only)."""
+    v = built.v
+    vars_, vals = [], []
+    idx = {s: j for j, s in enumerate(inst.site_ids)}
+    for sp in plan.sites:
+        j = idx[sp.site_id]
+        k = sp.capacity.crisis_house_places
+        for (jj, kk), z in v["z"].items():
+            if jj == j:
+                vars_.append(z)
+                vals.append(1.0 if kk == k else 0.0)
+        if j in v["beds"]:
+            vars_.append(v["beds"][j])
+            vals.append(float(sp.capacity.inpatient_beds))
+        mm = sp.capacity.mobile_teams
+        for (jj, kk), y in v["y"].items():
+            if jj == j:
+                vars_.append(y)
+                vals.append(1.0 if kk == mm else 0.0)
+    for (s, h), qv in v["hub"].items():
+        vars_.append(qv)
+        vals.append(1.0 if plan.hub.of(s) == h else 0.0)
+    built.solver.SetHint(vars_, vals)
+
+
+STATUS = {
+    pywraplp.Solver.OPTIMAL: "OPTIMAL",
+    pywraplp.Solver.FEASIBLE: "FEASIBLE",
+    pywraplp.Solver.INFEASIBLE: "INFEASIBLE",
+    pywraplp.Solver.UNBOUNDED: "UNBOUNDED",
+    pywraplp.Solver.ABNORMAL: "ABNORMAL",
+    pywraplp.Solver.NOT_SOLVED: "NOT_SOLVED",
+}
+
+
+def solve(inst: Instance, goals: Goals, opts: SolverOptions, hint: Plan | None = None, name: str = "optimised") -> Plan:
+    """Build, solve and refine until the queueing estimates are exact; return the plan."""
+    start = time.perf_counter()
+    report = opts.progress or (lambda msg, frac: None)
+    report("building model", 0.02)
+    built = build_model(inst, goals, opts)
+    solver = built.solver
+    if opts.workers:
+        solver.SetNumThreads(opts.workers)
+    params = pywraplp.MPSolverParameters()
+    params.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, opts.gap)
+    if opts.backend == "SCIP":
+        solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {opts.seed}\n")
+    status, rounds = None, 0
+    plan = None
+    for rounds in range(1, opts.max_rounds + 1):
+        remaining = opts.time_limit_s - (time.perf_counter() - start)
+        if remaining <= 0.5:
+            break
+        solver.SetTimeLimit(int(remaining * 1000))
+        if hint is not None:
+            set_hint(inst, built, hint)
+        report(f"solving (round {rounds})", min(0.9, 0.05 + 0.85 * (1 - remaining / opts.time_limit_s)))
+        status = solver.Solve(params)
+        if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+            break
+        plan = extract_plan(inst, built, name)
+        hint = plan
+        added = refine(inst, built, opts.tolerance)
+        log.info("round %d: objective %.2f, %d tangents added", rounds, solver.Objective().Value(), added)
+        if added == 0:
+            break
+    seconds = time.perf_counter() - start
+    if plan is None:
+        if status == pywraplp.Solver.INFEASIBLE:
+            from pathways.optimise.diagnose import explain_infeasible
+
+            raise InfeasibleError(explain_infeasible(inst, goals, opts))
+        raise InfeasibleError([f"no plan was found within the time limit of {opts.time_limit_s:.0f} s "
+                               f"(solver status {STATUS.get(status, status)}); allow more time"])
+    obj = solver.Objective().Value()
+    bound = solver.Objective().BestBound()
+    gap = abs(obj - bound) / max(abs(obj), 1e-9)
+    exact = refine_check(inst, built, opts.tolerance)
+    st = "OPTIMAL" if status == pywraplp.Solver.OPTIMAL and exact else "FEASIBLE"
+    if st == "OPTIMAL" and gap > opts.gap + 1e-9:
+        st = "FEASIBLE"
+    msg = "" if exact else "time ran out before every queueing estimate was refined"
+    return plan.model_copy(update={"solver": SolverReport(
+        status=st, objective=obj, best_bound=bound, gap=gap, seconds=seconds,
+        solver=f"OR-Tools {opts.backend}", iterations=rounds, message=msg)})
+
+
+def refine_check(inst: Instance, built: Built, tol: float) -> bool:
+    """True when the incumbent's queueing estimates are exact (no tangent would be added)."""
+    v, q = built.v, inst.scenario.queues
+    for j in built.data["ch_sites"]:
+        k = _chosen(v["z"], j)
+        lam = v["lamk"][j, k].solution_value()
+        if k and lam > 1e-9 and f_ch(lam, k, q.crisis_house_los_days)[0] - v["betak"][j, k].solution_value() > tol * max(1.0, lam):
+            return False
+    c = max(v["w"], key=lambda cc: v["w"][cc].solution_value())
+    adm = v["Ac"][c].solution_value()
+    return not g_beds(adm, c, q.inpatient_los_days, q.inpatient_peakedness)[0] - v["Pc"][c].solution_value() > tol * max(1.0, adm)
+
+
+def staff_groups() -> tuple[str, ...]:
+    return STAFF_GROUPS
+
+
+def hub_table(inst: Instance, handlers: dict[str, int]):
+    return hub_metrics(inst, handlers)

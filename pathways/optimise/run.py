@@ -1,0 +1,229 @@
+"""Command-line faces of the optimiser: ``pathways optimise`` and ``pathways frontier``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pathways.errors import InputError, Problem
+from pathways.kpis import HEADLINE_KPIS
+from pathways.optimise import SolverOptions, optimise_with_baselines
+from pathways.plan import dump_plan
+from pathways.scenario import SERVICES, Scenario, load_scenario, with_changes
+
+
+class Progress:
+    """A one-line progress indicator on stderr, refreshed while the solver works."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet or not sys.stderr.isatty() and False
+        self.msg, self.frac, self.start = "starting", 0.0, time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __call__(self, msg: str, frac: float) -> None:
+        self.msg, self.frac = msg, frac
+
+    def _line(self) -> str:
+        return f"\r[{time.perf_counter() - self.start:6.1f} s] {self.msg:<40}"
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            if not self.quiet:
+                print(self._line(), end="", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> Progress:
+        if not self.quiet:
+            print(self._line(), end="", file=sys.stderr, flush=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        if not self.quiet:
+            print(self._line(), file=sys.stderr, flush=True)
+
+
+def _apply_overrides(scenario: Scenario, args) -> Scenario:
+    changes = {}
+    if getattr(args, "mode", None):
+        changes["objective.mode"] = args.mode
+    if getattr(args, "budget", None) is not None:
+        changes["budget.revenue_gbp_per_year"] = args.budget
+    if getattr(args, "oap_target", None) is not None:
+        changes["objective.targets"] = {**scenario.objective.targets.model_dump(), "oap_bed_days_per_year_max": args.oap_target}
+    return with_changes(scenario, changes) if changes else scenario
+
+
+def sites_table(scenario: Scenario, plan, card) -> pd.DataFrame:
+    rows = []
+    for sp in plan.sites:
+        s = scenario.site(sp.site_id)
+        row = {"site_id": s.site_id, "name": s.name, "status": s.status, "x_m": s.x_m, "y_m": s.y_m}
+        for svc in SERVICES:
+            row[f"{svc}_now"] = s.capacity.of(svc)
+            row[f"{svc}_plan"] = sp.capacity.of(svc)
+            row[f"{svc}_change"] = sp.capacity.of(svc) - s.capacity.of(svc)
+        rows.append(row)
+    df = pd.DataFrame(rows).set_index("site_id")
+    return df.join(card.by_site[["crisis_house_blocked_share", "mobile_all_busy_share"]])
+
+
+def write_sites_geojson(table: pd.DataFrame, path: Path) -> None:
+    import geopandas as gpd
+
+    gdf = gpd.GeoDataFrame(table.reset_index(), geometry=gpd.points_from_xy(table["x_m"], table["y_m"]), crs="EPSG:27700")
+    gdf.to_crs("EPSG:4326").to_file(path, driver="GeoJSON")
+
+
+def summary_text(scenario: Scenario, result) -> str:
+    plan, cards = result.plan, result.cards
+    rep = plan.solver
+    lines = [
+        f"Scenario: {scenario.name}",
+        f"Objective mode: {result.goals.mode}; budget GBP {result.goals.budget_gbp:,.0f} a year",
+        f"Solver: {rep.solver}, status {rep.status}, objective {rep.objective:,.2f}, best bound "
+        f"{rep.best_bound:,.2f}, gap {rep.gap:.3%}, {rep.seconds:.1f} s, {rep.iterations} round(s)",
+    ]
+    if rep.message:
+        lines.append(f"Note: {rep.message}")
+    names = list(cards)
+    lines.append("")
+    lines.append(f"{'KPI':<40}" + "".join(f"{n:>18}" for n in names))
+    for k in (*HEADLINE_KPIS, "travel_burden_hours_per_year"):
+        lines.append(f"{k:<40}" + "".join(f"{cards[n].kpis[k]:>18,.3f}" if abs(cards[n].kpis[k]) < 10 else f"{cards[n].kpis[k]:>18,.0f}" for n in names))
+    lines.append(f"{'objective':<40}" + "".join(f"{result.objectives[n]:>18,.1f}" for n in names))
+    lines.append(f"{'equity gap: admissions per 100k Q1-Q5':<40}" + "".join(f"{cards[n].imd_gap['admissions_per_year']:>18,.1f}" for n in names))
+    pred = plan.predicted
+    card = cards["optimised"]
+    lines.append("")
+    lines.append("Optimiser's prediction vs evaluate (relative difference):")
+    for k in ("oap_bed_days_per_year", "admissions_per_year", "total_cost_gbp_per_year"):
+        diff = abs(pred[k] - card.kpis[k]) / max(abs(card.kpis[k]), 1e-9)
+        lines.append(f"  {k:<36}{pred[k]:>16,.2f}{card.kpis[k]:>16,.2f}{diff:>10.4%}")
+    return "\n".join(lines)
+
+
+def optimise_cli(args) -> int:
+    scenario = _apply_overrides(load_scenario(args.scenario), args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    opts = SolverOptions(time_limit_s=args.time_limit, gap=args.gap, workers=args.workers, seed=args.seed)
+    with Progress(args.quiet) as progress:
+        result = optimise_with_baselines(scenario, SolverOptions(**{**opts.__dict__, "progress": progress}))
+    plan, card = result.plan, result.cards["optimised"]
+    dump_plan(plan, out / "plan.yaml")
+    table = sites_table(scenario, plan, card)
+    table.to_csv(out / "plan_sites.csv")
+    write_sites_geojson(table, out / "plan_sites.geojson")
+    plan.allocation_table().to_csv(out / "plan_allocation.csv", index=False)
+    from pathways.io import comparison_table, suppress_small, write_xlsx
+
+    comp = comparison_table(result.cards)
+    suppress_small(comp.T).T.to_csv(out / "scorecard.csv")
+    (out / "scorecard.json").write_text(json.dumps({n: c.to_dict() for n, c in result.cards.items()}, indent=2))
+    write_xlsx(scenario, result.cards, out / "scorecard.xlsx", plan=plan)
+    text = summary_text(scenario, result)
+    (out / "summary.txt").write_text(text + "\n")
+    print(text)
+    print(f"\nwrote {out}/plan.yaml, plan_sites.csv, plan_sites.geojson, scorecard.csv/.json/.xlsx, summary.txt")
+    return 0
+
+
+def parse_budgets(text: str) -> list[float]:
+    try:
+        a, b, step = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise InputError(Problem("--budgets", None, "budgets", f"expected a:b:step in GBP, got '{text}'")) from None
+    if step <= 0 or b < a:
+        raise InputError(Problem("--budgets", None, "budgets", "expected a <= b and step > 0"))
+    n = int(np.floor((b - a) / step + 1e-9)) + 1
+    return [a + i * step for i in range(n)]
+
+
+def frontier(scenario: Scenario, budgets: list[float], opts: SolverOptions) -> pd.DataFrame:
+    """Optimise at each budget; OAP bed-days, admissions and cost, with marginal cost per bed-day avoided."""
+    from pathways.instance import prepare
+    from pathways.kpis import evaluate
+    from pathways.optimise.model import resolve_goals, solve
+
+    inst = prepare(scenario)
+    rows = []
+    hint = None
+    base = evaluate(inst)
+    for b in budgets:
+        sc_b = with_changes(scenario, {"budget.revenue_gbp_per_year": b, "objective.mode": "min_weighted"})
+        inst_b = inst.with_scenario(sc_b)
+        goals = resolve_goals(inst_b, base)
+        try:
+            plan = solve(inst_b, goals, opts, hint=hint, name=f"budget {b:,.0f}")
+        except Exception as err:  # infeasible budgets are part of the frontier
+            rows.append({"budget_gbp_per_year": b, "status": "INFEASIBLE", "message": str(err)})
+            continue
+        hint = plan
+        card = evaluate(inst_b, plan)
+        rows.append({
+            "budget_gbp_per_year": b,
+            "status": plan.solver.status,
+            "gap": plan.solver.gap,
+            "oap_bed_days_per_year": card.kpis["oap_bed_days_per_year"],
+            "admissions_per_year": card.kpis["admissions_per_year"],
+            "total_cost_gbp_per_year": card.kpis["total_cost_gbp_per_year"],
+            "crisis_house_places": plan.total("crisis_house"),
+            "inpatient_beds": plan.total("inpatient"),
+            "mobile_teams": plan.total("mobile_team"),
+        })
+    df = pd.DataFrame(rows)
+    if "oap_bed_days_per_year" in df:
+        d_cost = df["total_cost_gbp_per_year"].diff()
+        d_oap = -df["oap_bed_days_per_year"].diff()
+        df["marginal_gbp_per_oap_bed_day_avoided"] = np.where(d_oap > 1e-6, d_cost / d_oap, np.nan)
+    return df
+
+
+def frontier_figure(df: pd.DataFrame):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=df["budget_gbp_per_year"] / 1e6, y=df["oap_bed_days_per_year"], name="OAP bed-days / year",
+                             mode="lines+markers", line={"color": "#005EB8"}), secondary_y=False)
+    fig.add_trace(go.Scatter(x=df["budget_gbp_per_year"] / 1e6, y=df["admissions_per_year"], name="admissions / year",
+                             mode="lines+markers", line={"color": "#DA291C"}), secondary_y=True)
+    fig.update_xaxes(title_text="revenue budget (GBP million a year)")
+    fig.update_yaxes(title_text="OAP bed-days per year", secondary_y=False)
+    fig.update_yaxes(title_text="admissions per year", secondary_y=True)
+    fig.update_layout(title="Budget frontier", template="plotly_white")
+    return fig
+
+
+def frontier_cli(args) -> int:
+    scenario = load_scenario(args.scenario)
+    budgets = parse_budgets(args.budgets)
+    opts = SolverOptions(time_limit_s=args.time_limit, gap=args.gap, workers=args.workers)
+    with Progress() as progress:
+        rows = []
+        for i, b in enumerate(budgets):
+            progress(f"budget {i + 1}/{len(budgets)}: GBP {b / 1e6:,.1f}M", i / len(budgets))
+            rows.append(frontier(scenario, [b], opts))
+        df = pd.concat(rows, ignore_index=True)
+        d_cost = df["total_cost_gbp_per_year"].diff() if "total_cost_gbp_per_year" in df else None
+        if d_cost is not None:
+            d_oap = -df["oap_bed_days_per_year"].diff()
+            df["marginal_gbp_per_oap_bed_day_avoided"] = np.where(d_oap > 1e-6, d_cost / d_oap, np.nan)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.1f}".format):
+        print(df.to_string(index=False))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        df.to_csv(out / "frontier.csv", index=False)
+        frontier_figure(df).write_html(out / "frontier.html", include_plotlyjs=True)
+        print(f"wrote {out}/frontier.csv and frontier.html")
+    return 0
