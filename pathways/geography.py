@@ -46,7 +46,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pyogrio
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
 from pathways._paths import data_dir
 from pathways.errors import InputError, Problem
@@ -623,13 +623,7 @@ def _read_spatial_upload(path: Path, name: str, kind: str) -> gpd.GeoDataFrame:
         gdf = gpd.read_file(path)
     except InputError:
         raise
-    except (
-        pyogrio.errors.DataSourceError,
-        pyogrio.errors.DataLayerError,
-        zipfile.BadZipFile,
-    ) as exc:
-        raise _fatal(name, f"could not read the file as {kind}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - GDAL raises many kinds of errors
+    except Exception as exc:  # GDAL and zipfile raise many kinds of errors
         raise _fatal(name, f"could not read the file as {kind}: {exc}") from None
     return gdf
 
@@ -639,13 +633,14 @@ def _parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarra
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
         missing = np.isnan(num)
-        return num, missing, np.zeros(len(num), dtype=bool)
+        bad = np.isinf(num)
+        return np.where(bad, np.nan, num), missing, bad
     text = values.astype("string").fillna("").str.strip()
     missing = (text == "").to_numpy()
     num = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
     num = num.astype(float).to_numpy()
-    bad = np.isnan(num) & ~missing
-    return num, missing, bad
+    bad = ~np.isfinite(num) & ~missing
+    return np.where(bad, np.nan, num), missing, bad
 
 
 def _csv_geometry(upload: _Upload) -> None:
@@ -694,8 +689,6 @@ def _csv_geometry(upload: _Upload) -> None:
                 "name British National Grid columns x,y",
             )
         ok &= ~metres
-        from pyproj import Transformer
-
         tr = Transformer.from_crs(WGS84, BNG, always_xy=True)
         bx, by = tr.transform(np.where(ok, xs, 0.0), np.where(ok, ys, 0.0))
     upload.geometry[ok] = shapely.points(np.asarray(bx)[ok], np.asarray(by)[ok])
@@ -969,6 +962,14 @@ def load_areas(path: str | Path, footprint: gpd.GeoDataFrame | None = None) -> g
         _check_in_footprint(upload, footprint, _geometry_field(upload))
 
     need_fill = np.isnan(decile) | rural_missing
+    if footprint is not None and need_fill.any():
+        lacking = [c for c in (IMD_DECILE, RURAL) if c not in footprint.columns]
+        if lacking:
+            raise InputError(
+                Problem(
+                    "footprint", None, ", ".join(lacking), "column needed to fill areas is missing"
+                )
+            )
     if footprint is not None and need_fill.any() and not upload.problems:
         where = _lookup_in_footprint(upload.geometry[need_fill], footprint)
         fill_dec = footprint[IMD_DECILE].to_numpy()[where].astype(float)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import json
 
@@ -9,6 +10,8 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from pyproj import Transformer
+from shapely.geometry import box
 
 from pathways import geography as geo
 from pathways._paths import data_dir
@@ -174,3 +177,191 @@ def test_data_folder_is_small():
     total = sum(p.stat().st_size for p in DATA.rglob("*") if p.is_file())
     assert total < 40 * 1024**2
     assert (DATA / geo.LSOA_FILE).stat().st_size < 25 * 1024**2
+
+
+# --------------------------------------------------------------------------- build on tiny raw data
+
+
+def _load_build_module():
+    spec = importlib.util.spec_from_file_location("build_data", DATA / "build" / "build_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_gz(path, text: str) -> None:
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as f:
+        f.write(text)
+
+
+def _tiny_raw(raw) -> None:
+    """Four English LSOAs (2 x 2 squares of 1 km near Brighton, two MSOAs, one ICB)
+    and one Welsh LSOA, with every raw file the build reads."""
+    to_wgs = Transformer.from_crs(geo.BNG, "EPSG:4326", always_xy=True)
+    squares = {
+        "E01000001": box(530000, 104000, 531000, 105000),
+        "E01000002": box(531000, 104000, 532000, 105000),
+        "E01000003": box(530000, 105000, 531000, 106000),
+        "E01000004": box(531000, 105000, 532000, 106000),
+        "W01000001": box(318000, 176000, 319000, 177000),
+    }
+    features = []
+    for code, poly in squares.items():
+        ring = [list(to_wgs.transform(x, y)) for x, y in poly.exterior.coords]
+        props = {"LSOA11CD": code, "LSOA11NM": f"Area {code[-1]}{code[0]}"}
+        features.append(
+            {
+                "type": "Feature",
+                "properties": props,
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }
+        )
+    _write_gz(
+        raw / "LSOA.geojson.gz", json.dumps({"type": "FeatureCollection", "features": features})
+    )
+    eng = [c for c in squares if c.startswith("E")]
+    _write_gz(
+        raw / "regions_lsoa_ew.csv.gz",
+        "lsoa,lsoa_code,region,region_code,region_type\n"
+        + "".join(f"Area {c[-1]},{c},NHS Test ICB - 00X,E38000001,SICBL\n" for c in eng)
+        + "Cardiff 1,W01000001,Cardiff Health Board,W11000001,LHB\n",
+    )
+    _write_gz(
+        raw / "regions_ew.csv.gz",
+        "region,region_code,region_type,short_code,country,icb,icb_code,isdn\n"
+        "NHS Test ICB - 00X,E38000001,SICBL,TT,England,NHS Test Integrated Care Board,E54000001,T\n"
+        "Cardiff Health Board,W11000001,LHB,CA,Wales,,,\n",
+    )
+    ranks = {
+        "E01000001": (1, 1),
+        "E01000002": (5000, 2),
+        "E01000003": (20000, 7),
+        "E01000004": (32844, 10),
+    }
+    lad = "E06000043,Brighton and Hove"
+    _write_gz(
+        raw / "imd2019_file1_imd.csv.gz",
+        "\ufeffLSOA code (2011),LSOA name (2011),Local Authority District code (2019),"
+        "Local Authority District name (2019),Index of Multiple Deprivation (IMD) Rank,"
+        "Index of Multiple Deprivation (IMD) Decile\n"
+        + "".join(f'{c},x,{lad},"{r:,}",{d}\n' for c, (r, d) in ranks.items()),
+    )
+    domains = [
+        "Income",
+        "Employment",
+        "Education, Skills and Training",
+        "Health Deprivation",
+        "Crime",
+        "Barriers to Housing and Services",
+        "Living Environment",
+    ]
+    header = [
+        "LSOA code (2011)",
+        "LSOA name (2011)",
+        "LAD code",
+        "LAD name",
+        "IMD Rank",
+        "IMD Decile",
+    ]
+    for d in domains:
+        header += [
+            f'"{d} Rank (where 1 is most deprived)"',
+            f'"{d} Decile (where 1 is most deprived)"',
+        ]
+    rows = [
+        ",".join([c, "x", lad, str(r), str(d)] + [f"{r},{(d + i) % 10 + 1}" for i in range(7)])
+        for c, (r, d) in ranks.items()
+    ]
+    _write_gz(
+        raw / "imd2019_file2_domains.csv.gz",
+        "\ufeff" + ",".join(header) + "\n" + "\n".join(rows) + "\n",
+    )
+    pops = {
+        "E01000001": (1500, 300, 900, 300),
+        "E01000002": (1200, 200, 700, 300),
+        "E01000003": (800, 100, 400, 300),
+        "E01000004": (1000, 150, 550, 300),
+    }
+    _write_gz(
+        raw / "imd2019_file6_population.csv.gz",
+        "\ufeffLSOA code (2011),LSOA name (2011),LAD code,LAD name,Total,0-15,16-59,60+,Working age\n"
+        + "".join(f'{c},x,{lad},"{t:,}",{a},{b},{o},0\n' for c, (t, a, b, o) in pops.items()),
+    )
+    # OAC supergroup "1" = Rural Residents: E..03 has 2 of 3 rural OAs, E..04 1 of 3.
+    oac = {
+        "E01000001": "2a1 3b2 4c1",
+        "E01000002": "5a1 6a2 7a1",
+        "E01000003": "1a1 1b2 6a1",
+        "E01000004": "1a2 8a1 8b1",
+    }
+    msoa = {
+        "E01000001": "E02000001",
+        "E01000002": "E02000001",
+        "E01000003": "E02000002",
+        "E01000004": "E02000002",
+    }
+    lines = ["\ufeffOA11CD,OAC11CD,OAC11NM,LSOA11CD,LSOA11NM,MSOA11CD,MSOA11NM,CTRY11NM"]
+    n = 0
+    for code, groups in oac.items():
+        for g in groups.split():
+            n += 1
+            lines.append(f"E00{n:06d},{g},x,{code},x,{msoa[code]},Test {msoa[code][-1]},England")
+    _write_gz(raw / "oa11_lsoa11_msoa11_lookup.csv.gz", "\n".join(lines) + "\n")
+
+    to_ll = Transformer.from_crs(geo.BNG, "EPSG:4326", always_xy=True)
+
+    def site(code, name, sub, x, y):
+        lon, lat = to_ll.transform(x, y)
+        return "¬".join([code, sub, name, "Trust", "TR1", "bn1  1aa", f"{lat:.9f}", f"{lon:.9f}"])
+
+    hosp = [
+        "OrganisationCode¬SubType¬OrganisationName¬ParentName¬ParentODSCode¬Postcode¬Latitude¬Longitude"
+    ]
+    hosp += [
+        site("AA1", "Mill\xa0View", "Mental Health Hospital", 530500, 104500),
+        site("AA1", "Mill\xa0View", "Mental Health Hospital", 530500, 104500),  # same ODS code
+        site("AA9", "Mill View", "Mental Health Hospital", 530500, 104500),  # same name and place
+        site(
+            "BB1", "Seaside", "Mental Health Hospital", 531500, 103700
+        ),  # in the sea: nearest LSOA
+        site("CC1", "General", "Hospital", 531500, 105500),  # not mental health
+        site("WW1", "Cardiff MH", "Mental Health Hospital", 318500, 176500),  # Wales
+    ]
+    _write_gz(raw / "nhs_choices_hospitals_2014.csv.gz", "\n".join(hosp) + "\n")
+
+
+def test_build_on_tiny_raw_data_is_correct_and_repeatable(tmp_path):
+    build = _load_build_module()
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    _tiny_raw(raw)
+    info = build.build(raw, out)
+
+    lsoas = gpd.read_parquet(out / geo.LSOA_FILE).set_index(geo.LSOA11CD)
+    assert list(lsoas.index) == ["E01000001", "E01000002", "E01000003", "E01000004"]
+    assert tuple(lsoas.reset_index().columns) == geo.LSOA_COLUMNS
+    assert lsoas[geo.POP_TOTAL].sum() == 4500
+    assert list(lsoas[geo.IMD_DECILE]) == [1, 2, 7, 10]
+    assert list(lsoas[geo.IMD_QUINTILE]) == [1, 1, 4, 5]
+    assert list(lsoas[geo.IMD_RANK]) == [1, 5000, 20000, 32844]
+    assert list(lsoas[geo.INCOME_DECILE]) == [2, 3, 8, 1]
+    assert list(lsoas[geo.RURAL]) == [False, False, True, False]
+    assert list(lsoas[geo.MSOA11CD]) == ["E02000001"] * 2 + ["E02000002"] * 2
+    assert set(lsoas[geo.ICB_SHORT]) == {"Test"}
+    assert lsoas[geo.AREA_KM2].to_numpy() == pytest.approx(1.0, rel=1e-3)
+    assert lsoas.loc["E01000001", [geo.CENTROID_X, geo.CENTROID_Y]].tolist() == [530500, 104500]
+    assert shapely.is_valid(lsoas.geometry.values).all()
+
+    sites = gpd.read_parquet(out / geo.MH_SITES_FILE).set_index(geo.SITE_ID)
+    assert list(sites.index) == ["AA1", "BB1"]
+    assert sites.loc["AA1", geo.SITE_NAME] == "Mill View"
+    assert sites.loc["AA1", geo.POSTCODE] == "BN1 1AA"
+    assert sites.loc["AA1", geo.LSOA11CD] == "E01000001"
+    assert sites.loc["BB1", geo.LSOA11CD] == "E01000002"
+    assert info["facts"]["mh_sites_outside_england"] == 1
+    assert info["facts"]["mh_sites_joined_to_nearest_lsoa"] == 1
+
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = build.build(raw, out)
+    assert again["data_version"] == info["data_version"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
