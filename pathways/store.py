@@ -1,0 +1,712 @@
+"""The run store: saved scenarios, saved plans and every batch case, with provenance.
+
+One database holds four tables:
+
+``scenarios``
+    named scenarios (their YAML text and fingerprint), saved from the web app or CLI;
+``plans``
+    named plans for a scenario, with the scorecard they were judged by;
+``batches``
+    one row per batch spec (the same spec text always maps to the same batch, so a
+    re-run resumes it);
+``runs``
+    one row per batch case: its inputs, KPIs, solver report, seed and provenance
+    (package and data versions, user, host, start and finish times).
+
+The store is a SQLite file by default (``~/.pathways/store.db``, or the URL in the
+``PATHWAYS_STORE_URL`` environment variable) and any SQLAlchemy URL otherwise, e.g.
+``postgresql+psycopg2://user:password@host/db`` for a shared store. SQLite files run
+in WAL mode with a busy timeout so several processes can write to one file.
+
+Every write is one transaction: a write that fails leaves earlier rows untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import socket
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from pathways._paths import data_dir
+from pathways.errors import InputError, Problem
+from pathways.plan import Plan
+from pathways.scenario import Scenario, dump_scenario, scenario_from_dict
+
+log = logging.getLogger(__name__)
+
+STORE_URL_ENV = "PATHWAYS_STORE_URL"
+DEFAULT_STORE_FILE = Path("~/.pathways/store.db")
+MAX_NAME_CHARS = 100
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+# Run statuses written by the batch runner.
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+# Column names of :meth:`RunStore.runs_frame` (before the input and KPI columns).
+RUN_COLUMNS: tuple[str, ...] = (
+    "case_id",
+    "case_hash",
+    "status",
+    "error",
+    "solver_status",
+    "gap",
+    "objective",
+    "seconds",
+    "seed",
+    "scenario_hash",
+    "package_version",
+    "data_version",
+    "user",
+    "host",
+    "started_at",
+    "finished_at",
+)
+
+metadata = MetaData()
+
+scenarios_table = Table(
+    "scenarios",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(MAX_NAME_CHARS), nullable=False, unique=True),
+    Column("footprint", String(400), nullable=True),
+    Column("yaml", Text, nullable=False),
+    Column("base_dir", Text, nullable=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("user", String(200), nullable=True),
+)
+
+plans_table = Table(
+    "plans",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(MAX_NAME_CHARS), nullable=False, unique=True),
+    Column("scenario_name", String(MAX_NAME_CHARS), nullable=False, index=True),
+    Column("plan", Text, nullable=False),
+    Column("scorecard", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("user", String(200), nullable=True),
+)
+
+batches_table = Table(
+    "batches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=True),
+    Column("spec", Text, nullable=False),
+    Column("spec_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("user", String(200), nullable=True),
+    Column("package_version", String(50), nullable=True),
+    Column("data_version", String(50), nullable=True),
+)
+
+runs_table = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False, index=True),
+    Column("case_id", String(100), nullable=False),
+    Column("case_hash", String(64), nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("kpis", Text, nullable=True),
+    Column("plan", Text, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("solver_status", String(50), nullable=True),
+    Column("gap", Float, nullable=True),
+    Column("objective", Float, nullable=True),
+    Column("seconds", Float, nullable=True),
+    Column("seed", String(40), nullable=True),
+    Column("scenario_hash", String(64), nullable=True),
+    Column("package_version", String(50), nullable=True),
+    Column("data_version", String(50), nullable=True),
+    Column("user", String(200), nullable=True),
+    Column("host", String(200), nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("batch_id", "case_hash", name="uq_runs_batch_case"),
+)
+
+# JSON is kept as text: PostgreSQL's JSON type rejects NaN, which scorecards may hold.
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def default_url() -> str:
+    """``PATHWAYS_STORE_URL`` if set, else a SQLite file under ``~/.pathways``."""
+    env = os.environ.get(STORE_URL_ENV)
+    if env:
+        return env
+    path = DEFAULT_STORE_FILE.expanduser()
+    return f"sqlite:///{path}"
+
+
+def package_version() -> str:
+    from pathways import __version__
+
+    return __version__
+
+
+def data_version() -> str:
+    """The bundled data's ``data_version`` (from ``data/build_info.json``), or ``unknown``."""
+    try:
+        info = json.loads((data_dir() / "build_info.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "unknown"
+    return str(info.get("data_version", "unknown"))
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "unknown"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite returns naive datetimes; they were written in UTC
+        value = value.replace(tzinfo=dt.UTC)
+    return value.isoformat()
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if isinstance(obj, dt.datetime | dt.date):
+        return obj.isoformat()
+    if isinstance(obj, tuple | set | frozenset):
+        return list(obj)
+    raise TypeError(f"cannot store a {type(obj).__name__} as JSON")
+
+
+def to_json(value: Any) -> str:
+    """JSON text with sorted keys (NaN kept as ``NaN``, which :func:`json.loads` reads)."""
+    return json.dumps(value, sort_keys=True, default=_json_default)
+
+
+def _from_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def validate_name(name: Any, what: str = "name") -> str:
+    """A store name: a non-empty string of at most 100 characters, without control characters."""
+    if not isinstance(name, str):
+        raise InputError(Problem("store", None, what, f"expected text, got {type(name).__name__}"))
+    clean = name.strip()
+    if not clean:
+        raise InputError(Problem("store", None, what, "a name is required (it is empty)"))
+    if len(clean) > MAX_NAME_CHARS:
+        raise InputError(
+            Problem(
+                "store",
+                None,
+                what,
+                f"names are at most {MAX_NAME_CHARS} characters (this one has {len(clean)})",
+            )
+        )
+    if any(ord(ch) < 32 for ch in clean):
+        raise InputError(Problem("store", None, what, "names may not contain control characters"))
+    return clean
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only used for display
+        return "<url>"
+
+
+def _float_or_none(x: Any) -> float | None:
+    if x is None:
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _not_found(what: str, name: str) -> InputError:
+    return InputError(Problem("store", None, "name", f"no {what} named '{name}' in the store"))
+
+
+# --------------------------------------------------------------------------- store
+
+
+class RunStore:
+    """Scenarios, plans and batch runs in one database.
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy URL. ``None``: ``PATHWAYS_STORE_URL`` or ``sqlite:///~/.pathways/store.db``.
+        A plain file path (no ``://``) is taken as a SQLite file.
+
+    Examples
+    --------
+    >>> store = RunStore("sqlite:///runs.db")            # doctest: +SKIP
+    >>> store.save_scenario("sussex-base", scenario)    # doctest: +SKIP
+    >>> store.load_scenario("sussex-base") == scenario  # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, url: str | os.PathLike[str] | None = None):
+        if url is None:
+            url = default_url()
+        url = str(url)
+        if "://" not in url:
+            url = f"sqlite:///{Path(url).expanduser().resolve()}"
+        self.url = url
+        parsed = make_url(url)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {"future": True}
+        if self.is_sqlite:
+            db = parsed.database
+            if db and db != ":memory:" and not db.startswith("file:"):
+                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+        metadata.create_all(self.engine)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunStore({_safe_url(self.url)!r})"
+
+    def provenance(self) -> dict[str, Any]:
+        """Who and what wrote to the store: versions, user, host and the store URL."""
+        return {
+            "package_version": package_version(),
+            "data_version": data_version(),
+            "user": current_user(),
+            "host": socket.gethostname(),
+            "python": platform.python_version(),
+            "store_url": _safe_url(self.url),
+        }
+
+    # ------------------------------------------------------------------ scenarios
+
+    def save_scenario(
+        self,
+        name: str,
+        scenario: Scenario,
+        user: str | None = None,
+        overwrite: bool = True,
+    ) -> None:
+        """Save ``scenario`` under ``name`` (replacing a scenario of that name if ``overwrite``)."""
+        name = validate_name(name)
+        fp = scenario.footprint
+        row = {
+            "name": name,
+            "footprint": fp.icb or fp.areas_file,
+            "yaml": dump_scenario(scenario),
+            "base_dir": scenario.base_dir,
+            "fingerprint": scenario.fingerprint(),
+            "created_at": _now(),
+            "user": user or current_user(),
+        }
+        self._upsert(scenarios_table, row, overwrite, "scenario")
+
+    def list_scenarios(self) -> list[dict[str, Any]]:
+        """Saved scenarios (name, footprint, fingerprint, created_at, user), by name."""
+        t = scenarios_table
+        cols = (t.c.name, t.c.footprint, t.c.fingerprint, t.c.created_at, t.c.user)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*cols).order_by(t.c.name)).mappings().all()
+        return [{**r, "created_at": _iso(r["created_at"])} for r in rows]
+
+    def load_scenario(self, name: str) -> Scenario:
+        """The scenario saved as ``name`` (re-validated)."""
+        name = validate_name(name)
+        t = scenarios_table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.c.yaml, t.c.base_dir).where(t.c.name == name)).first()
+        if row is None:
+            raise _not_found("scenario", name)
+        return scenario_from_dict(
+            yaml.safe_load(row.yaml), file=f"store:scenario '{name}'", text=row.yaml,
+            base_dir=row.base_dir,
+        )  # fmt: skip
+
+    def delete_scenario(self, name: str, delete_plans: bool = False) -> None:
+        """Delete a saved scenario.
+
+        Its saved plans are deleted too when ``delete_plans``; otherwise a scenario that
+        still has plans is kept and an :class:`InputError` names them.
+        """
+        name = validate_name(name)
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                select(scenarios_table.c.id).where(scenarios_table.c.name == name)
+            ).first()
+            if found is None:
+                raise _not_found("scenario", name)
+            plans = (
+                conn.execute(select(plans_table.c.name).where(plans_table.c.scenario_name == name))
+                .scalars()
+                .all()
+            )
+            if plans and not delete_plans:
+                raise InputError(
+                    Problem(
+                        "store",
+                        None,
+                        "name",
+                        f"scenario '{name}' still has saved plans {sorted(plans)}; delete them "
+                        "first or pass delete_plans=True",
+                    )
+                )
+            conn.execute(delete(plans_table).where(plans_table.c.scenario_name == name))
+            conn.execute(delete(scenarios_table).where(scenarios_table.c.name == name))
+
+    # ------------------------------------------------------------------ plans
+
+    def save_plan(
+        self,
+        name: str,
+        scenario_name: str,
+        plan: Plan,
+        scorecard: Mapping[str, Any] | None = None,
+        user: str | None = None,
+        overwrite: bool = True,
+    ) -> None:
+        """Save ``plan`` (and optionally its scorecard, e.g. ``Scorecard.to_dict()``)."""
+        name = validate_name(name)
+        scenario_name = validate_name(scenario_name, "scenario_name")
+        row = {
+            "name": name,
+            "scenario_name": scenario_name,
+            "plan": to_json(plan.model_dump(mode="json")),
+            "scorecard": None if scorecard is None else to_json(dict(scorecard)),
+            "created_at": _now(),
+            "user": user or current_user(),
+        }
+        self._upsert(plans_table, row, overwrite, "plan")
+
+    def list_plans(self, scenario_name: str | None = None) -> list[dict[str, Any]]:
+        """Saved plans (name, scenario_name, has_scorecard, created_at, user), by name."""
+        t = plans_table
+        query = select(
+            t.c.name, t.c.scenario_name, t.c.scorecard.is_not(None), t.c.created_at, t.c.user
+        ).order_by(t.c.name)
+        if scenario_name is not None:
+            query = query.where(t.c.scenario_name == scenario_name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            {
+                "name": r[0],
+                "scenario_name": r[1],
+                "has_scorecard": bool(r[2]),
+                "created_at": _iso(r[3]),
+                "user": r[4],
+            }
+            for r in rows
+        ]
+
+    def load_plan(self, name: str) -> tuple[Plan, dict[str, Any] | None]:
+        """The plan saved as ``name`` and its scorecard (``None`` if none was saved)."""
+        name = validate_name(name)
+        t = plans_table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.c.plan, t.c.scorecard).where(t.c.name == name)).first()
+        if row is None:
+            raise _not_found("plan", name)
+        return Plan.model_validate(json.loads(row.plan)), _from_json(row.scorecard)
+
+    def delete_plan(self, name: str) -> None:
+        name = validate_name(name)
+        with self.engine.begin() as conn:
+            gone = conn.execute(delete(plans_table).where(plans_table.c.name == name)).rowcount
+        if not gone:
+            raise _not_found("plan", name)
+
+    def _upsert(self, table: Table, row: dict[str, Any], overwrite: bool, what: str) -> None:
+        name = row["name"]
+        for _attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    exists = conn.execute(select(table.c.id).where(table.c.name == name)).first()
+                    if exists is not None and not overwrite:
+                        raise InputError(
+                            Problem(
+                                "store", None, "name", f"a {what} named '{name}' already exists"
+                            )
+                        )
+                    if exists is None:
+                        conn.execute(insert(table).values(**row))
+                    else:
+                        conn.execute(update(table).where(table.c.id == exists.id).values(**row))
+                return
+            except IntegrityError:
+                # Another process inserted the same name between our select and insert.
+                if not overwrite:
+                    raise InputError(
+                        Problem("store", None, "name", f"a {what} named '{name}' already exists")
+                    ) from None
+        raise RuntimeError(f"could not save {what} '{name}' after 3 attempts")
+
+    # ------------------------------------------------------------------ batches
+
+    def start_batch(
+        self,
+        spec_text: str,
+        name: str | None = None,
+        spec_hash: str | None = None,
+        user: str | None = None,
+    ) -> int:
+        """The id of the batch for this spec, creating it on first use.
+
+        The same spec (same ``spec_hash``, by default the SHA-256 of ``spec_text``)
+        always gives the same id, so re-running a batch resumes it.
+        """
+        spec_hash = spec_hash or hashlib.sha256(spec_text.encode()).hexdigest()
+        t = batches_table
+        for _attempt in range(3):
+            with self.engine.connect() as conn:
+                found = conn.execute(select(t.c.id).where(t.c.spec_hash == spec_hash)).first()
+            if found is not None:
+                return int(found.id)
+            try:
+                with self.engine.begin() as conn:
+                    result = conn.execute(
+                        insert(t).values(
+                            name=name,
+                            spec=spec_text,
+                            spec_hash=spec_hash,
+                            created_at=_now(),
+                            user=user or current_user(),
+                            package_version=package_version(),
+                            data_version=data_version(),
+                        )
+                    )
+                    return int(result.inserted_primary_key[0])
+            except IntegrityError:  # started by another process at the same moment
+                continue
+        raise RuntimeError("could not register the batch")
+
+    def list_batches(self) -> list[dict[str, Any]]:
+        """Registered batches with their number of recorded runs."""
+        t = batches_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.id, t.c.name, t.c.spec_hash, t.c.created_at, t.c.user).order_by(t.c.id)
+            ).all()
+            counts = dict(
+                conn.execute(
+                    select(runs_table.c.batch_id, runs_table.c.id.count()).group_by(
+                        runs_table.c.batch_id
+                    )
+                ).all()
+            )
+        return [
+            {
+                "id": r.id,
+                "name": r.name,
+                "spec_hash": r.spec_hash,
+                "created_at": _iso(r.created_at),
+                "user": r.user,
+                "runs": int(counts.get(r.id, 0)),
+            }
+            for r in rows
+        ]
+
+    def batch_spec(self, batch_id: int) -> str:
+        with self.engine.connect() as conn:
+            text = conn.execute(
+                select(batches_table.c.spec).where(batches_table.c.id == batch_id)
+            ).scalar()
+        if text is None:
+            raise KeyError(batch_id)
+        return text
+
+    def record_run(
+        self,
+        batch_id: int,
+        case_id: str,
+        *,
+        inputs: Mapping[str, Any],
+        status: str,
+        case_hash: str | None = None,
+        kpis: Mapping[str, Any] | None = None,
+        plan: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        solver_status: str | None = None,
+        gap: float | None = None,
+        objective: float | None = None,
+        seconds: float | None = None,
+        seed: int | None = None,
+        scenario_hash: str | None = None,
+        started_at: dt.datetime | None = None,
+        finished_at: dt.datetime | None = None,
+        user: str | None = None,
+        host: str | None = None,
+    ) -> None:
+        """Record one case, in one transaction (replacing an earlier record of the case).
+
+        ``case_hash`` defaults to ``case_id``. If the write fails, the earlier record
+        (if any) is kept as it was.
+        """
+        case_hash = case_hash or case_id
+        row = {
+            "batch_id": int(batch_id),
+            "case_id": str(case_id),
+            "case_hash": str(case_hash),
+            "inputs": to_json(dict(inputs)),
+            "kpis": None if kpis is None else to_json(dict(kpis)),
+            "plan": None if plan is None else to_json(dict(plan)),
+            "status": str(status),
+            "error": error,
+            "solver_status": solver_status,
+            "gap": _float_or_none(gap),
+            "objective": _float_or_none(objective),
+            "seconds": _float_or_none(seconds),
+            "seed": None if seed is None else str(int(seed)),
+            "scenario_hash": scenario_hash,
+            "package_version": package_version(),
+            "data_version": data_version(),
+            "user": user or current_user(),
+            "host": host or socket.gethostname(),
+            "started_at": started_at,
+            "finished_at": finished_at or _now(),
+        }
+        t = runs_table
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(t).where((t.c.batch_id == row["batch_id"]) & (t.c.case_hash == case_hash))
+            )
+            conn.execute(insert(t).values(**row))
+
+    def finished_cases(self, batch_id: int, statuses: Iterable[str] | None = None) -> set[str]:
+        """Case ids already recorded for the batch (any status, or only ``statuses``)."""
+        t = runs_table
+        query = select(t.c.case_id).where(t.c.batch_id == int(batch_id))
+        if statuses is not None:
+            query = query.where(t.c.status.in_(list(statuses)))
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars().all())
+
+    def delete_runs(self, batch_id: int, case_ids: Iterable[str] | None = None) -> int:
+        """Forget recorded cases (all of the batch's when ``case_ids`` is None); returns how many."""
+        t = runs_table
+        query = delete(t).where(t.c.batch_id == int(batch_id))
+        if case_ids is not None:
+            query = query.where(t.c.case_id.in_(list(case_ids)))
+        with self.engine.begin() as conn:
+            return int(conn.execute(query).rowcount or 0)
+
+    def run_plans(self, batch_id: int) -> dict[str, dict[str, Any]]:
+        """Plans recorded with the batch's runs, by case id (optimise runs only)."""
+        t = runs_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.case_id, t.c.plan).where(
+                    (t.c.batch_id == int(batch_id)) & t.c.plan.is_not(None)
+                )
+            ).all()
+        return {r.case_id: json.loads(r.plan) for r in rows}
+
+    def runs_frame(self, batch_id: int, expand: bool = True) -> pd.DataFrame:
+        """The batch's recorded runs, one row per case, ordered by case id.
+
+        With ``expand`` each input becomes a column (named by its key, e.g.
+        ``demand.growth_factor``), followed by one column per KPI; otherwise ``inputs``
+        and ``kpis`` are dict columns.
+        """
+        t = runs_table
+        cols = [t.c[c] for c in RUN_COLUMNS] + [t.c.inputs, t.c.kpis]
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(*cols).where(t.c.batch_id == int(batch_id)).order_by(t.c.case_id)
+                )
+                .mappings()
+                .all()
+            )
+        records = []
+        for r in rows:
+            rec = {c: r[c] for c in RUN_COLUMNS}
+            rec["seed"] = None if rec["seed"] is None else int(rec["seed"])
+            for c in ("started_at", "finished_at"):
+                v = rec[c]
+                if v is not None and v.tzinfo is None:
+                    rec[c] = v.replace(tzinfo=dt.UTC)
+            rec["inputs"] = json.loads(r["inputs"])
+            rec["kpis"] = _from_json(r["kpis"]) or {}
+            records.append(rec)
+        frame = pd.DataFrame.from_records(records, columns=[*RUN_COLUMNS, "inputs", "kpis"])
+        if not expand or frame.empty:
+            return frame
+        inputs = pd.DataFrame.from_records(list(frame["inputs"]), index=frame.index)
+        kpis = pd.DataFrame.from_records(list(frame["kpis"]), index=frame.index)
+        kpis = kpis[[c for c in kpis.columns if c not in inputs.columns and c not in RUN_COLUMNS]]
+        inputs = inputs[[c for c in inputs.columns if c not in RUN_COLUMNS]]
+        return pd.concat([frame.drop(columns=["inputs", "kpis"]), inputs, kpis], axis=1)
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cur.close()
