@@ -18,10 +18,12 @@ described in ``docs/queues.md``. In short:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -75,9 +77,9 @@ MEAN_WAIT_SECONDS = "mean_wait_seconds"
 _ASYMPTOTIC_LOAD = 50.0
 _ASYMPTOTIC_TERMS = 30
 
-# Erlang A: the Kummer function is taken from the regularised incomplete gamma
-# function while P(x, y) is above this value, otherwise from its power series
-# (whose terms then fall off quickly).
+# Erlang A: the Kummer function A(x, y) is summed as a power series when y is
+# well below x, otherwise taken from the regularised incomplete gamma function
+# P(x, y) (guarded: never where P is below this value).
 _GAMMA_REGIME_MIN_P = 1e-200
 _SERIES_CHUNK = 256
 _SERIES_MAX_TERMS = 20_000_000
@@ -87,7 +89,25 @@ _SERIES_RTOL = 1e-17
 _MAX_SERVERS = 10_000_000
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
 # ----------------------------------------------------------------------------- input handling
+
+
+def _underflow_to_zero(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Let tiny intermediate results underflow to 0 silently: for these
+    probabilities and rates 0 is the right answer, and callers running under
+    ``np.errstate(all="raise")`` should not see an exception for it. Overflow,
+    division by zero and invalid operations are avoided by construction."""
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with np.errstate(under="ignore"):
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 def _check(value: ArrayLike, name: str, func: str, *, positive: bool = False) -> NDArray:
@@ -211,6 +231,7 @@ def _erlang_b(load: NDArray, servers: NDArray) -> NDArray:
         return _erlang_b_flat(e, c).reshape(shape)
 
 
+@_underflow_to_zero
 def erlang_b(load: ArrayLike, servers: ArrayLike) -> FloatOrArray:
     """Blocking probability of the M/M/c/c (= M/G/c/c) loss system.
 
@@ -236,6 +257,7 @@ def erlang_b(load: ArrayLike, servers: ArrayLike) -> FloatOrArray:
     return _result(_erlang_b(e, c), scalar)
 
 
+@_underflow_to_zero
 def erlang_b_peaked(
     load: ArrayLike, servers: ArrayLike, peakedness: ArrayLike = 1.0
 ) -> FloatOrArray:
@@ -268,6 +290,7 @@ def _erlang_b_dload(e: NDArray, c: NDArray, b: NDArray) -> NDArray:
     return np.where(pos, d, at_zero)
 
 
+@_underflow_to_zero
 def erlang_b_dload(load: ArrayLike, servers: ArrayLike) -> FloatOrArray:
     """Derivative of Erlang B with respect to the offered load.
 
@@ -278,6 +301,7 @@ def erlang_b_dload(load: ArrayLike, servers: ArrayLike) -> FloatOrArray:
     return _result(_erlang_b_dload(e, c, _erlang_b(e, c)), scalar)
 
 
+@_underflow_to_zero
 def lost_traffic(load: ArrayLike, servers: ArrayLike, peakedness: ArrayLike = 1.0) -> FloatOrArray:
     """Lost traffic E * B(E/z, c/z) in erlangs; convex in E for fixed c (and z)."""
     (e, c), scalar = _prepare("lost_traffic", load=load, servers=servers)
@@ -286,6 +310,7 @@ def lost_traffic(load: ArrayLike, servers: ArrayLike, peakedness: ArrayLike = 1.
     return _result(e * _erlang_b(e / z, c / z), scalar)
 
 
+@_underflow_to_zero
 def lost_traffic_dload(
     load: ArrayLike, servers: ArrayLike, peakedness: ArrayLike = 1.0
 ) -> FloatOrArray:
@@ -313,6 +338,7 @@ def _erlang_c(e: NDArray, c: NDArray, b: NDArray | None = None) -> NDArray:
     return np.where(stable, c * b / denom, 1.0)
 
 
+@_underflow_to_zero
 def erlang_c(load: ArrayLike, servers: ArrayLike) -> FloatOrArray:
     """Probability that an arrival waits in M/M/c (Erlang C).
 
@@ -338,6 +364,7 @@ def _erlang_c_dload(e: NDArray, c: NDArray) -> tuple[NDArray, NDArray]:
     return cc, np.where(stable, d, 0.0)
 
 
+@_underflow_to_zero
 def erlang_c_dload(load: ArrayLike, servers: ArrayLike) -> FloatOrArray:
     """Derivative dC/dE of Erlang C for E < c (0 returned where E >= c).
 
@@ -347,6 +374,7 @@ def erlang_c_dload(load: ArrayLike, servers: ArrayLike) -> FloatOrArray:
     return _result(_erlang_c_dload(e, c)[1], scalar)
 
 
+@_underflow_to_zero
 def waiting_load(load: ArrayLike, servers: ArrayLike) -> FloatOrArray:
     """E * C(E, c): the arrival rate (in erlangs) that finds every server busy.
 
@@ -357,6 +385,7 @@ def waiting_load(load: ArrayLike, servers: ArrayLike) -> FloatOrArray:
     return _result(e * _erlang_c(e, c), scalar)
 
 
+@_underflow_to_zero
 def waiting_load_dload(load: ArrayLike, servers: ArrayLike) -> FloatOrArray:
     """d/dE [E C(E, c)] = C + E C' (1 for E >= c)."""
     (e, c), scalar = _prepare("waiting_load_dload", load=load, servers=servers)
@@ -369,6 +398,7 @@ def waiting_load_dload(load: ArrayLike, servers: ArrayLike) -> FloatOrArray:
 # ----------------------------------------------------------------------------- M/M/c
 
 
+@_underflow_to_zero
 def mmc_metrics(
     arrival_rate: ArrayLike, service_rate: ArrayLike, servers: ArrayLike
 ) -> dict[str, FloatOrArray]:
@@ -402,7 +432,7 @@ def mmc_metrics(
     pw = _erlang_c(e, c)
     gap = np.where(stable, c * mu - lam, 1.0)
     wq = np.where(stable, pw / gap, np.inf)
-    lq = np.where(stable, lam * wq, np.inf)
+    lq = np.where(stable, lam * np.where(stable, wq, 0.0), np.inf)
     util = np.where(c > 0, e / np.where(c > 0, c, 1.0), np.where(e > 0, np.inf, 0.0))
     out = {
         UTILISATION: util,
@@ -427,6 +457,7 @@ def _call_inputs(
     )
 
 
+@_underflow_to_zero
 def service_level(
     arrivals_per_hour: ArrayLike,
     servers: ArrayLike,
@@ -452,6 +483,7 @@ def service_level(
     return _result(np.where(stable, sl, 0.0), scalar)
 
 
+@_underflow_to_zero
 def average_speed_of_answer(
     arrivals_per_hour: ArrayLike, servers: ArrayLike, aht_seconds: ArrayLike
 ) -> FloatOrArray:
@@ -561,10 +593,13 @@ def _kummer(x: NDArray, y: NDArray, want_deriv: bool = False) -> tuple[NDArray, 
     """
     logs = np.empty_like(x)
     deriv = np.empty_like(x) if want_deriv else None
+    # The series is exact term by term and converges fast when y is well below
+    # x; above that, the gamma form (whose x-derivative mixes terms of opposite
+    # sign when y < x) takes over.
+    g = y > np.maximum(0.5 * (x + 1.0), x - 3.0 * np.sqrt(x))
     p = np.zeros_like(x)
-    has_y = y > 0
-    p[has_y] = special.gammainc(x[has_y], y[has_y])
-    g = p >= _GAMMA_REGIME_MIN_P
+    p[g] = special.gammainc(x[g], y[g])
+    g &= p >= _GAMMA_REGIME_MIN_P
     if g.any():
         xg, yg = x[g], y[g]
         logs[g] = _kummer_gamma(xg, yg, p[g])
@@ -668,6 +703,7 @@ def _erlang_a(
     }
 
 
+@_underflow_to_zero
 def erlang_a_metrics(
     arrivals_per_hour: ArrayLike,
     servers: ArrayLike,
@@ -717,6 +753,7 @@ def erlang_a_metrics(
     return {k: _result(v.reshape(shape), scalar) for k, v in out.items()}
 
 
+@_underflow_to_zero
 def abandonment_share(
     arrivals_per_hour: ArrayLike,
     servers: ArrayLike,
@@ -752,6 +789,7 @@ class LossResult:
     blocked_per_day: FloatOrArray
 
 
+@_underflow_to_zero
 def loss_system(
     arrivals_per_day: ArrayLike,
     mean_los_days: ArrayLike,
@@ -813,6 +851,7 @@ def _smallest_servers(ok: Callable[[NDArray, NDArray], NDArray], start: NDArray)
         lo[sub[~good]] = mid[~good]
 
 
+@_underflow_to_zero
 def servers_for_blocking(
     load: ArrayLike, target_blocking: ArrayLike, peakedness: ArrayLike = 1.0
 ) -> FloatOrArray:
@@ -844,6 +883,7 @@ def servers_for_blocking(
     return _result(out.reshape(shape), scalar)
 
 
+@_underflow_to_zero
 def servers_for_service_level(
     arrivals_per_hour: ArrayLike,
     aht_seconds: ArrayLike,
