@@ -53,6 +53,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     update,
@@ -551,7 +552,7 @@ class RunStore:
             ).all()
             counts = dict(
                 conn.execute(
-                    select(runs_table.c.batch_id, runs_table.c.id.count()).group_by(
+                    select(runs_table.c.batch_id, func.count(runs_table.c.id)).group_by(
                         runs_table.c.batch_id
                     )
                 ).all()
