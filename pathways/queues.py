@@ -214,10 +214,18 @@ def _erlang_b_flat(load: NDArray, servers: NDArray) -> NDArray:
     order = np.argsort(-whole, kind="stable")
     e, f, x, w = load[order], frac[order], b[order], whole[order]
     active = np.searchsorted(-w, -np.arange(1, n_max + 1, dtype=float), side="right")
+    eb = np.empty_like(x)
+    den = np.empty_like(x)
+    has_frac = bool(f.any())
     for k in range(1, n_max + 1):
         m = active[k - 1]
-        eb = e[:m] * x[:m]
-        x[:m] = eb / (f[:m] + k + eb)
+        np.multiply(e[:m], x[:m], out=eb[:m])
+        if has_frac:  # (f + k) + E B, as in the scalar loop above
+            np.add(f[:m], k, out=den[:m])
+            den[:m] += eb[:m]
+        else:
+            np.add(eb[:m], k, out=den[:m])
+        np.divide(eb[:m], den[:m], out=x[:m])
     out = np.empty_like(x)
     out[order] = x
     return out
