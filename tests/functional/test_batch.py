@@ -1,0 +1,385 @@
+"""Batch runs: spec validation, case expansion, local pool vs a real Dask cluster, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from pathways.batch import (
+    BatchInterrupted,
+    batch_spec_from_dict,
+    expand_cases,
+    load_batch_spec,
+    make_icb_scenario,
+    run_batch,
+    sample_parameters,
+)
+from pathways.errors import InputError
+from pathways.store import RunStore
+
+REPO = Path(__file__).resolve().parents[2]
+SUSSEX = REPO / "data" / "scenarios" / "sussex.yaml"
+FIXTURES = REPO / "tests" / "fixtures" / "batch"
+
+SMALL = {
+    "name": "small",
+    "base": str(SUSSEX),
+    "run": "evaluate",
+    "grid": {"demand.growth_factor": [1.0, 1.2]},
+    "monte_carlo": {
+        "samples": 3,
+        "seed": 7,
+        "parameters": {
+            "queues.inpatient_los_days": {"dist": "lognormal", "median": 33, "sigma": 0.15,
+                                          "unit": "days"},
+            "demand.episodes_per_100k_per_year": {"dist": "triangular", "low": 1100,
+                                                  "mode": 1376, "high": 1650,
+                                                  "unit": "episodes per 100k per year"},
+        },
+    },
+}  # fmt: skip
+TIMING = ["seconds"]
+
+
+def write_spec(tmp_path: Path, spec: dict, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def problems_of(text: str, tmp_path: Path) -> list:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        load_batch_spec(path)
+    return info.value.problems
+
+
+# --------------------------------------------------------------------------- validation
+
+
+BAD_SPEC = f"""name: bad
+base: {SUSSEX}
+grid:
+  demand.growthfactor: [1.0, 1.1]
+  demand.growth_factor: [1.0, -2]
+monte_carlo:
+  samples: 5
+  seed: 1
+  parameters:
+    queues.inpatient_los_days: {{dist: beta, a: 2, unit: days}}
+    queues.oap_los_days: {{dist: normal, mean: 40, sd: 5}}
+    queues.crisis_house_los_days: {{dist: uniform, low: 9, high: 3, unit: days}}
+"""
+
+
+def test_spec_errors_name_the_yaml_path_and_line(tmp_path):
+    problems = {p.field: p for p in problems_of(BAD_SPEC, tmp_path)}
+    grid = problems["grid.demand.growthfactor"]
+    assert grid.row == 4 and "unknown scenario field 'growthfactor' in demand" in grid.message
+    assert "growth_factor" in grid.message  # lists what is there
+    value = problems["grid.demand.growth_factor[1]"]
+    assert value.row == 5 and "-2" in value.message
+    dist = problems["monte_carlo.parameters.queues.inpatient_los_days"]
+    assert dist.row == 10 and "unknown distribution 'beta'" in dist.message
+    unit = problems["monte_carlo.parameters.queues.oap_los_days.unit"]
+    assert unit.row == 11 and "needs a unit" in unit.message
+    order = problems["monte_carlo.parameters.queues.crisis_house_los_days"]
+    assert order.row == 12 and "low < high" in order.message
+    assert len(problems) == 5
+    assert str(tmp_path / "bad.yaml") in str(grid)
+
+
+def test_unknown_icb_and_scenario_path_in_icb_batch(tmp_path):
+    text = """name: icbs
+icbs: [E54000053, "Kent and Medway", Narnia]
+run: evaluate
+grid:
+  queues.no_such_thing: [1]
+"""
+    problems = {p.field: p for p in problems_of(text, tmp_path)}
+    assert set(problems) == {"icbs[2]", "grid.queues.no_such_thing"}
+    assert "unknown ICB 'Narnia'" in problems["icbs[2]"].message
+    assert problems["icbs[2]"].row == 2
+    assert problems["grid.queues.no_such_thing"].row == 5
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"icbs": ["E54000053"]}, "(top level)", "exactly one of 'base'"),
+        ({"base": None}, "(top level)", "exactly one of 'base'"),
+        ({"run": "simulate"}, "run", "evaluate"),
+        ({"budgets": [1e8]}, "(top level)", "only for frontier"),
+        ({"grid": {"demand.growth_factor": []}}, "grid", "lists no values"),
+        ({"grid": {"demand": [1]}}, "grid.demand", "group of fields"),
+        ({"monte_carlo": {"samples": 0, "seed": 1, "parameters": {}}}, "monte_carlo.samples", ""),
+        ({"extra_key": 1}, "extra_key", "unknown field"),
+        ({"base": "missing.yaml"}, "base", "file not found"),
+    ],
+)
+def test_spec_errors(tmp_path, change, field, message):
+    spec = {**SMALL, **change}
+    spec = {k: v for k, v in spec.items() if v is not None}
+    with pytest.raises(InputError) as info:
+        batch_spec_from_dict(spec, "spec.yaml", spec_dir=str(tmp_path))
+    fields = {p.field: p.message for p in info.value.problems}
+    assert field in fields, fields
+    assert message in fields[field]
+
+
+def test_example_specs_are_valid():
+    assert len(expand_cases(load_batch_spec(REPO / "data/batches/example_sweep.yaml"))) == 6
+    assert len(expand_cases(load_batch_spec(REPO / "data/batches/example_montecarlo.yaml"))) == 100
+    cases = expand_cases(load_batch_spec(REPO / "data/batches/all_icbs.yaml"))
+    assert len(cases) == 42 and len({c.footprint for c in cases}) == 42
+
+
+# --------------------------------------------------------------------------- cases and seeds
+
+
+def test_case_expansion_counts_and_seeds(tmp_path):
+    spec = batch_spec_from_dict({**SMALL, "grid": {"demand.growth_factor": [1.0, 1.1, 1.2]}})
+    cases = expand_cases(spec)
+    assert len(cases) == 3 * 3
+    assert len({c.case_id for c in cases}) == 9
+    assert len({c.seed for c in cases}) == 9
+    # Seeds come from SeedSequence(seed).spawn: first the sample streams, then one per case.
+    root = np.random.SeedSequence(7)
+    root.spawn(3)
+    expected = [int(s.generate_state(1)[0] & 0x7FFFFFFF) for s in root.spawn(9)]
+    assert [c.seed for c in cases] == expected
+    # Same spec, same cases; samples are shared by grid points (common random numbers).
+    again = expand_cases(batch_spec_from_dict(SMALL | {"grid": spec.grid}))
+    assert [(c.case_id, c.changes) for c in again] == [(c.case_id, c.changes) for c in cases]
+    los = [c.changes["queues.inpatient_los_days"] for c in cases]
+    assert los[:3] == los[3:6] == los[6:]
+    assert len(set(los[:3])) == 3
+    tri = [c.changes["demand.episodes_per_100k_per_year"] for c in cases]
+    assert all(1100 <= x <= 1650 for x in tri)
+    # Another seed draws other values.
+    other = SMALL | {"monte_carlo": SMALL["monte_carlo"] | {"seed": 8}}
+    assert sample_parameters(batch_spec_from_dict(other).monte_carlo) != [
+        {k: c.changes[k] for k in SMALL["monte_carlo"]["parameters"]} for c in cases[:3]
+    ]
+
+
+def test_distribution_samples_follow_their_parameters():
+    spec = batch_spec_from_dict(
+        SMALL
+        | {
+            "monte_carlo": {
+                "samples": 4000,
+                "seed": 3,
+                "parameters": {
+                    "queues.inpatient_los_days": {"dist": "lognormal", "median": 30,
+                                                  "sigma": 0.2, "unit": "days"},
+                    "queues.oap_los_days": {"dist": "normal", "mean": 40, "sd": 10, "low": 35,
+                                            "unit": "days"},
+                    "pathway.crisis_house_full_to_inpatient_share": {
+                        "dist": "uniform", "low": 0.3, "high": 0.7, "unit": "share"},
+                },
+            }
+        }
+    )  # fmt: skip
+    draws = pd.DataFrame(sample_parameters(spec.monte_carlo))
+    assert np.median(draws["queues.inpatient_los_days"]) == pytest.approx(30, rel=0.02)
+    assert np.std(np.log(draws["queues.inpatient_los_days"])) == pytest.approx(0.2, rel=0.05)
+    assert draws["queues.oap_los_days"].min() >= 35
+    share = draws["pathway.crisis_house_full_to_inpatient_share"]
+    assert share.between(0.3, 0.7).all() and share.mean() == pytest.approx(0.5, abs=0.01)
+
+
+def test_grid_numbers_written_as_yaml_text_are_numbers():
+    # PyYAML reads 9.0e7 (no sign in the exponent) as text; the case holds the number.
+    text = f"name: s\nbase: {SUSSEX}\ngrid:\n  budget.revenue_gbp_per_year: [9.0e7, 1.0e8]\n"
+    cases = expand_cases(batch_spec_from_dict(yaml.safe_load(text), text=text))
+    assert [c.changes["budget.revenue_gbp_per_year"] for c in cases] == [9.0e7, 1.0e8]
+
+
+def test_icb_cases_and_demo_scenario():
+    spec = batch_spec_from_dict(
+        {"name": "i", "icbs": ["Kent and Medway", "E54000053"],
+         "grid": {"demand.growth_factor": [1.0, 1.1]}}
+    )  # fmt: skip
+    cases = expand_cases(spec)
+    assert [c.footprint for c in cases] == ["E54000032"] * 2 + ["E54000053"] * 2
+    sussex = make_icb_scenario("E54000053")
+    beds = sum(s.capacity.inpatient_beds for s in sussex.sites)
+    assert beds == 332  # 20 per 100k of 1,659,921 people, as in the Sussex demo
+    candidates = [s for s in sussex.sites if s.status == "candidate"]
+    assert 20 <= len(candidates) + 1 <= 27
+    assert all(s.illustrative for s in sussex.sites)
+    assert (sussex.hub.night, sussex.hub.day, sussex.hub.evening) == (4, 7, 7)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def direct_kpis(case_changes: dict) -> dict:
+    from pathways.kpis import evaluate
+    from pathways.scenario import load_scenario, with_changes
+
+    return evaluate(with_changes(load_scenario(SUSSEX), case_changes)).kpis
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    spec = write_spec(out, SMALL)
+    seen = []
+    result = run_batch(spec, out / "out", workers=2, progress=seen.append)
+    return result, seen, spec
+
+
+def test_local_pool_batch(local_run):
+    result, seen, _ = local_run
+    frame = pd.read_parquet(result.files["results"])
+    assert len(frame) == 6 and result.ran == 6 and result.failed == 0
+    assert (frame["status"] == "ok").all()
+    for col in ("case_id", "footprint", "demand.growth_factor", "queues.inpatient_los_days",
+                "sample", "seed", "solver_status", "gap", "seconds", "admissions_per_year",
+                "oap_bed_days_per_year", "total_cost_gbp_per_year"):  # fmt: skip
+        assert col in frame.columns, col
+    # Every row is what evaluate gives for that case's scenario.
+    cases = {c.case_id: c for c in expand_cases(load_batch_spec(local_run[2]))}
+    row = frame.iloc[4]
+    expected = direct_kpis(cases[row["case_id"]].changes)
+    assert row["oap_bed_days_per_year"] == pytest.approx(expected["oap_bed_days_per_year"])
+    assert row["admissions_per_year"] == pytest.approx(expected["admissions_per_year"])
+    # Higher demand growth means more admissions for the same sample.
+    by = frame.set_index(["sample", "demand.growth_factor"])["admissions_per_year"]
+    assert all(by[(s, 1.2)] > by[(s, 1.0)] for s in range(3))
+    # Progress was reported up to the total.
+    assert seen[-1].done == seen[-1].total == 6 and seen[-1].failed == 0
+    md = result.files["summary_md"].read_text()
+    assert "p95" in md and "admissions_per_year" in md
+    assert "plotly" in result.files["summary_html"].read_text()
+    with RunStore(result.store_url) as store:
+        runs = store.runs_frame(result.batch_id)
+    assert len(runs) == 6 and runs["package_version"].notna().all()
+    assert runs["host"].notna().all() and runs["started_at"].notna().all()
+
+
+def test_dask_cluster_gives_the_same_results(local_run, dask_scheduler, tmp_path):
+    result, _, spec = local_run
+    on_dask = run_batch(spec, tmp_path / "dask", executor=dask_scheduler)
+    local = pd.read_parquet(result.files["results"]).drop(columns=TIMING)
+    dask = pd.read_parquet(on_dask.files["results"]).drop(columns=TIMING)
+    pd.testing.assert_frame_equal(local, dask)
+    with RunStore(on_dask.store_url) as store:
+        hosts = set(store.runs_frame(on_dask.batch_id)["host"])
+    assert hosts  # recorded by the Dask workers
+
+
+def test_rerun_after_deleting_rows_runs_only_the_missing_cases(local_run, tmp_path):
+    result, _, spec = local_run
+    out = tmp_path / "again"
+    first = run_batch(spec, out, workers=1)
+    with RunStore(first.store_url) as store:
+        before = store.runs_frame(first.batch_id).set_index("case_id")
+        gone = list(before.index[[1, 4]])
+        assert store.delete_runs(first.batch_id, gone) == 2
+    second = run_batch(spec, out, workers=1)
+    assert (second.ran, second.skipped) == (2, 4)
+    with RunStore(second.store_url) as store:
+        after = store.runs_frame(second.batch_id).set_index("case_id")
+    kept = [c for c in before.index if c not in gone]
+    # The other cases were not run again: their records are untouched.
+    assert (after.loc[kept, "finished_at"] == before.loc[kept, "finished_at"]).all()
+    assert (after.loc[gone, "finished_at"] > before.loc[gone, "finished_at"]).all()
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(second.files["results"]).drop(columns=TIMING),
+        pd.read_parquet(result.files["results"]).drop(columns=TIMING),
+    )
+    third = run_batch(spec, out, workers=1)
+    assert (third.ran, third.skipped) == (0, 6)
+
+
+def test_interrupt_records_finished_cases_and_resumes(local_run, tmp_path):
+    _, _, spec = local_run
+    out = tmp_path / "stop"
+
+    def stop_after_two(p):
+        if p.done - p.skipped >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(BatchInterrupted) as info:
+        run_batch(spec, out, workers=1, progress=stop_after_two)
+    partial = info.value.result
+    assert partial.interrupted and partial.ran >= 2 and partial.ran < 6
+    assert len(pd.read_parquet(out / "results.parquet")) == partial.ran
+    resumed = run_batch(spec, out, workers=1)
+    assert resumed.skipped == partial.ran and resumed.ran == 6 - partial.ran
+
+
+def test_failing_case_is_recorded_and_the_rest_finish(tmp_path):
+    spec = {
+        "name": "with a failure",
+        "base": str(SUSSEX),
+        "grid": {
+            "footprint.travel_matrix_file": [None, "no_such_matrix.csv"],
+            "demand.growth_factor": [1.0, 1.1],
+        },
+    }
+    path = write_spec(tmp_path, spec)
+    from pathways.cli import main
+
+    assert main(["batch", str(path), "--out", str(tmp_path / "out"), "--workers", "2"]) == 1
+    frame = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert len(frame) == 4
+    failed = frame[frame["status"] == "failed"]
+    ok = frame[frame["status"] == "ok"]
+    assert list(failed["footprint.travel_matrix_file"]) == ["no_such_matrix.csv"] * 2
+    assert ok["footprint.travel_matrix_file"].isna().all()
+    assert failed["error"].str.len().gt(10).all()
+    assert failed["admissions_per_year"].isna().all()
+    assert ok["admissions_per_year"].notna().all()
+    assert "Failed cases" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def _recorded(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=1) as conn:
+            return int(conn.execute("select count(*) from runs").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def test_ctrl_c_on_the_command_line_then_resume(tmp_path):
+    spec = write_spec(tmp_path, SMALL | {"monte_carlo": SMALL["monte_carlo"] | {"samples": 60}})
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pathways.cli", "batch", str(spec), "--out", str(out),
+         "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, start_new_session=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while _recorded(out / "runs.db") == 0 and proc.poll() is None:
+            assert time.monotonic() < deadline, "no case was recorded"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole process group
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    message = err.decode()
+    assert proc.returncode == 130, message
+    assert "run the same command again to resume" in message.lower()
+    done = _recorded(out / "runs.db")
+    assert 0 < done < 120
+    resumed = run_batch(spec, out, workers=2)
+    assert resumed.skipped == done and resumed.ran == 120 - done
+    assert len(resumed.results) == 120 and (resumed.results["status"] == "ok").all()
