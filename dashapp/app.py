@@ -1,0 +1,207 @@
+"""The crisis pathway planner web app: ``create_app()`` builds it, ``run()`` serves it.
+
+Pages live in ``dashapp/pages`` (one file each, registered with ``dash.register_page``).
+Each browser session keeps its scenario and results in ``dcc.Store`` components of the
+shell layout below; the server keeps nothing between requests except memoised bundled
+data. Optimisations run as background callbacks (one process per job, results in a
+disk cache), so several users can work at once without blocking each other.
+
+Settings (argument, else environment variable):
+
+- ``store_url`` / ``PATHWAYS_STORE_URL``: where saved scenarios and plans live
+  (SQLAlchemy URL or SQLite file; default ``~/.pathways/store.db``);
+- ``cache_dir`` / ``PATHWAYS_CACHE_DIR``: background-job cache and uploaded files
+  (default ``~/.pathways/app-cache``);
+- ``tile_url`` / ``PATHWAYS_TILE_URL``: optional raster tiles (``.../{z}/{x}/{y}.png``)
+  under the maps; without it maps draw boundaries only and need no network.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import dash
+import diskcache
+from dash import Dash, DiskcacheManager, Input, Output, _callback, dcc, html, set_props
+
+from dashapp.components import message
+from dashapp.state import (
+    CONFIG_KEY,
+    AppConfig,
+    demo_scenario,
+    error_lines,
+    footprint_label,
+    resolve_config,
+    result_is_fresh,
+    scenario_from_store,
+    scenario_to_store,
+)
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+TITLE = "Crisis pathway planner"
+#: Background jobs' results are kept this long in the disk cache (seconds).
+JOB_EXPIRE_S = 6 * 3600
+
+
+def report_callback_error(err: Exception) -> None:
+    """Last line of defence: log the traceback, show the user a clear message instead."""
+    log.error("callback failed", exc_info=err)
+    head, lines = error_lines(err)
+    set_props("app-alert", {"children": message(head, "error", lines)})
+
+
+def shell() -> html.Div:
+    """The frame around every page: header, step navigation, session stores, alerts."""
+    pages = sorted(dash.page_registry.values(), key=lambda p: p.get("order", 99))
+    nav = [
+        dcc.Link(
+            [html.Span(f"{k}", className="step-number"), page["name"]],
+            href=page["relative_path"], id=f"app-nav-{page['module'].rsplit('.', 1)[-1]}",
+            className="nav-link",
+        )
+        for k, page in enumerate(pages, start=1)
+    ]  # fmt: skip
+    return html.Div(
+        [
+            dcc.Store(
+                id="app-scenario", storage_type="session", data=scenario_to_store(demo_scenario())
+            ),
+            dcc.Store(id="app-result", storage_type="session"),
+            dcc.Store(id="app-frontier", storage_type="session"),
+            html.A("Skip to main content", href="#main", className="skip-link"),
+            html.Header(
+                html.Div(
+                    [
+                        html.Div(
+                            [
+                                html.Span("NHS", className="nhs-logo", **{"aria-hidden": "true"}),
+                                html.Span(TITLE, className="app-title"),
+                            ],
+                            className="brand",
+                        ),
+                        html.Div(id="app-badge", className="badge", **{"aria-live": "polite"}),
+                    ],
+                    className="header-inner",
+                ),
+                className="app-header",
+            ),  # fmt: skip
+            html.Nav(
+                html.Div(nav, className="nav-inner"),
+                className="app-nav",
+                **{"aria-label": "Planning steps"},
+            ),  # fmt: skip
+            html.Main(
+                [html.Div(id="app-alert", className="app-alert"), dash.page_container],
+                id="main",
+                className="app-main",
+                tabIndex="-1",
+            ),  # fmt: skip
+            html.Footer(
+                html.P(
+                    "Modelled estimates of expected yearly activity, not observed counts. Capacities of "
+                    "existing sites are assumptions until you replace them with your own figures. "
+                    "Open data: ONS, MHCLG (IMD 2019), NHS (Open Government Licence)."
+                ),
+                className="app-footer",
+            ),
+        ]
+    )
+
+
+def _register_shell_callbacks(app: Dash) -> None:
+    pages = sorted(dash.page_registry.values(), key=lambda p: p.get("order", 99))
+    ids = [f"app-nav-{p['module'].rsplit('.', 1)[-1]}" for p in pages]
+    paths = [p["relative_path"] for p in pages]
+
+    @app.callback([Output(i, "className") for i in ids], Input("_pages_location", "pathname"))
+    def highlight_nav(pathname: str | None):
+        return [f"nav-link{' active' if (pathname or '/') == p else ''}" for p in paths]
+
+    @app.callback(Output("app-alert", "children"), Input("_pages_location", "pathname"))
+    def clear_alert(_pathname: str | None):
+        return None
+
+    @app.callback(
+        Output("app-badge", "children"),
+        Input("app-scenario", "data"),
+        Input("app-result", "data"),
+    )
+    def show_badge(scenario_data, result):
+        return badge_text(scenario_data, result)
+
+
+def badge_text(scenario_data: dict | None, result: dict | None) -> list:
+    """The header's summary of the session: scenario, footprint and plan state."""
+    try:
+        scenario = scenario_from_store(scenario_data)
+    except Exception:  # a broken session store must not break the header
+        return [html.Span("No valid scenario in this session", className="badge-item")]
+    if result_is_fresh(result, scenario):
+        plan = html.Span("plan: optimised", className="badge-item badge-good")
+    elif result:
+        plan = html.Span("plan: out of date", className="badge-item badge-warn")
+    else:
+        plan = html.Span("plan: today's capacity", className="badge-item")
+    return [
+        html.Span(scenario.name, className="badge-item badge-name"),
+        html.Span(footprint_label(scenario), className="badge-item"),
+        plan,
+    ]
+
+
+def create_app(
+    store_url: str | None = None,
+    cache_dir: str | Path | None = None,
+    tile_url: str | None = None,
+) -> Dash:
+    """Build the Dash app.
+
+    Parameters
+    ----------
+    store_url
+        Run store for saved scenarios and plans (``PATHWAYS_STORE_URL``; default
+        ``~/.pathways/store.db``).
+    cache_dir
+        Folder for background jobs and uploads (``PATHWAYS_CACHE_DIR``; default
+        ``~/.pathways/app-cache``).
+    tile_url
+        Optional raster tile URL template for map backgrounds (``PATHWAYS_TILE_URL``).
+    """
+    config: AppConfig = resolve_config(store_url, cache_dir, tile_url)
+    config.callback_dir.mkdir(parents=True, exist_ok=True)
+    config.upload_dir.mkdir(parents=True, exist_ok=True)
+    manager = DiskcacheManager(diskcache.Cache(str(config.callback_dir)), expire=JOB_EXPIRE_S)
+    # Each app re-runs the page modules, which register their callbacks globally; drop any
+    # left by an earlier app in this process that was never served (tests, notebooks).
+    _callback.GLOBAL_CALLBACK_LIST.clear()
+    _callback.GLOBAL_CALLBACK_MAP.clear()
+    app = Dash(
+        "dashapp",
+        use_pages=True,
+        pages_folder=str(HERE / "pages"),
+        assets_folder=str(HERE / "assets"),
+        background_callback_manager=manager,
+        suppress_callback_exceptions=True,
+        title=TITLE,
+        update_title=None,
+        on_error=report_callback_error,
+    )
+    app.server.config[CONFIG_KEY] = config
+    app.layout = shell
+    _register_shell_callbacks(app)
+    return app
+
+
+def run(host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
+    """Serve the app (the bundled Sussex demo loads with no setup)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app()
+    log.info("crisis pathway planner on http://%s:%d", host, port)
+    app.run(host=host, port=port, debug=debug)
+
+
+__all__ = ["create_app", "run", "badge_text", "report_callback_error"]

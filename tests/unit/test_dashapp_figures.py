@@ -1,0 +1,149 @@
+"""The app's figure functions: pure, typed, and calm on empty input."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from shapely.geometry import box, mapping
+
+from dashapp import figures
+from dashapp.state import MapGeometry
+
+
+def _geometry(n: int = 3) -> MapGeometry:
+    polys = [box(-0.5 + 0.1 * i, 50.8, -0.45 + 0.1 * i, 50.9) for i in range(n)]
+    ids = tuple(f"A{i}" for i in range(n))
+    gj = {"type": "FeatureCollection",
+          "features": [{"type": "Feature", "id": i, "properties": {}, "geometry": mapping(p)}
+                       for i, p in zip(ids, polys, strict=True)]}  # fmt: skip
+    return MapGeometry("polygons", ids, gj, tuple(p.centroid.x for p in polys),
+                       tuple(p.centroid.y for p in polys), (-0.5, 50.8, -0.45 + 0.1 * (n - 1), 50.9))  # fmt: skip
+
+
+def _sites() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"site_id": "S1", "name": "Ward", "status": "existing", "services": ("inpatient", "mobile_team"),
+         "lon": -0.4, "lat": 50.85, "inpatient": 40, "crisis_house": 0, "mobile_team": 2, "place_of_safety": 0,
+         "inpatient_now": 30, "crisis_house_now": 0, "mobile_team_now": 2, "place_of_safety_now": 0},
+        {"site_id": "C1", "name": "Candidate", "status": "candidate", "services": ("crisis_house",),
+         "lon": -0.3, "lat": 50.86, "inpatient": 0, "crisis_house": 0, "mobile_team": 0, "place_of_safety": 0,
+         "inpatient_now": 0, "crisis_house_now": 0, "mobile_team_now": 0, "place_of_safety_now": 0},
+    ])  # fmt: skip
+
+
+def test_area_map_draws_polygons_and_sites_on_a_blank_style():
+    geo = _geometry()
+    values = pd.Series([1.0, 2.0, 3.0], index=list(geo.ids))
+    fig = figures.area_map(geo, values, ["a", "b", "c"], colorbar_title="people", sites=_sites())
+    assert isinstance(fig, go.Figure)
+    kinds = [type(t).__name__ for t in fig.data]
+    assert kinds[0] == "Choroplethmap"
+    assert list(fig.data[0].locations) == list(geo.ids)
+    assert list(fig.data[0].z) == [1.0, 2.0, 3.0]
+    names = [t.name for t in fig.data[1:]]
+    assert names == ["Inpatient beds", "Mobile crisis teams", "Site with nothing open"]
+    assert fig.layout.map.style == "white-bg"
+    assert not fig.layout.map.layers  # no tiles: works offline
+    json.dumps(fig.to_plotly_json(), default=str)  # serialisable
+
+
+def test_area_map_uses_tiles_only_when_given():
+    geo = _geometry()
+    fig = figures.area_map(geo, tile_url="http://tiles.example/{z}/{x}/{y}.png")
+    assert fig.layout.map.layers[0].source == ("http://tiles.example/{z}/{x}/{y}.png",)
+
+
+def test_area_map_aligns_values_by_area_code():
+    geo = _geometry()
+    values = pd.Series({"A2": 30.0, "A0": 10.0})  # unordered, one missing
+    fig = figures.area_map(geo, values)
+    z = list(fig.data[0].z)
+    assert z[0] == 10.0 and z[2] == 30.0 and pd.isna(z[1])
+
+
+def test_area_map_points_when_areas_are_points():
+    geo = MapGeometry(
+        "points", ("P1", "P2"), None, (-0.1, 0.0), (51.0, 51.1), (-0.1, 51.0, 0.0, 51.1)
+    )
+    fig = figures.area_map(geo, pd.Series({"P1": 1.0, "P2": 2.0}))
+    assert type(fig.data[0]).__name__ == "Scattermap"
+    assert list(fig.data[0].marker.color) == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("geo", [None, MapGeometry("points", (), None, (), (), (0, 50, 1, 51))])
+def test_area_map_empty_says_so(geo):
+    fig = figures.area_map(geo)
+    assert not fig.data
+    assert "No areas" in fig.layout.annotations[0].text
+
+
+def test_site_markers_nest_inpatient_around_mobile_and_scale_with_capacity():
+    traces = figures.site_traces(_sites(), with_change=True)
+    by_name = {t.name: t for t in traces}
+    inpatient = by_name["Inpatient beds"].marker.size
+    mobile = by_name["Mobile crisis teams"].marker.size
+    assert min(inpatient) > max(mobile)
+    assert "today 30" in by_name["Inpatient beds"].hovertext[0]
+    assert figures.site_traces(pd.DataFrame()) == []
+
+
+def test_fit_view_zooms_in_on_small_areas():
+    c1, z1 = figures.fit_view((-0.5, 50.8, 0.5, 51.2))
+    c2, z2 = figures.fit_view((-0.1, 50.9, 0.0, 51.0))
+    assert z2 > z1
+    assert c1["lon"] == pytest.approx(0.0)
+    assert 50.8 < c1["lat"] < 51.2
+
+
+def test_scorecard_chart_colours_by_verdict():
+    fig = figures.scorecard_chart([
+        {"label": "Admissions", "pct": -10.0, "verdict": "better"},
+        {"label": "Cost", "pct": 5.0, "verdict": "worse"},
+    ])  # fmt: skip
+    bar = fig.data[0]
+    colours = dict(zip(bar.y, bar.marker.color, strict=True))
+    assert colours["Admissions"] == figures.NHS_GREEN
+    assert colours["Cost"] == figures.NHS_RED
+    assert figures.scorecard_chart([]).layout.annotations
+
+
+def test_equity_chart_per_100k_divides_by_quintile_population():
+    bq = {"admissions_per_year": {str(q): 10.0 * q for q in range(1, 6)},
+          "population": {str(q): 1000.0 for q in range(1, 6)}}  # fmt: skip
+    fig = figures.equity_chart({"Today": bq}, "admissions_per_year", per_100k=True)
+    assert list(fig.data[0].y) == pytest.approx([1000.0 * q for q in range(1, 6)])
+    share = {"mobile_response_within_standard_share": {str(q): 0.5 for q in range(1, 6)}}
+    fig = figures.equity_chart(
+        {"Today": share}, "mobile_response_within_standard_share", per_100k=False
+    )
+    assert list(fig.data[0].y) == pytest.approx([50.0] * 5)
+    assert figures.equity_chart({}, "admissions_per_year", True).layout.annotations
+
+
+def test_frontier_chart_handles_missing_and_infeasible_rows():
+    assert figures.frontier_chart(None).layout.annotations
+    df = pd.DataFrame({"budget_gbp_per_year": [1e6, 2e6, 3e6], "oap_bed_days_per_year": [None, 50.0, 40.0],
+                       "admissions_per_year": [None, 10.0, 9.0]})  # fmt: skip
+    fig = figures.frontier_chart(df, current_budget=2e6)
+    assert list(fig.data[0].x) == [2.0, 3.0]
+    assert fig.data[1].yaxis == "y2"
+    infeasible = pd.DataFrame({"budget_gbp_per_year": [1e6], "oap_bed_days_per_year": [None]})
+    assert "No budget" in figures.frontier_chart(infeasible).layout.annotations[0].text
+
+
+def test_compare_chart_indexes_to_the_first_plan():
+    cards = {"A": {"admissions_per_year": 100.0}, "B": {"admissions_per_year": 80.0}}
+    fig = figures.compare_chart(cards, ["admissions_per_year"])
+    assert [t.name for t in fig.data] == ["A", "B"]
+    assert list(fig.data[1].x) == pytest.approx([80.0])
+    assert figures.compare_chart({}, []).layout.annotations
+
+
+def test_capacity_chart_and_empty_figure():
+    fig = figures.capacity_chart({"Today": {"inpatient": 300, "mobile_team": 8}})
+    assert list(fig.data[0].y)[0] == 300
+    assert figures.capacity_chart({}).layout.annotations
+    assert figures.empty_figure("hello").layout.annotations[0].text == "hello"

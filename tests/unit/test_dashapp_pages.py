@@ -1,0 +1,515 @@
+"""Page callbacks, called directly: parse state -> call pathways -> figures and messages."""
+
+from __future__ import annotations
+
+import base64
+import io
+import sys
+import types
+from pathlib import Path
+
+import openpyxl
+import plotly.graph_objects as go
+import pyogrio
+import pytest
+from dash import html, no_update
+
+from dashapp import state
+from pathways.errors import InfeasibleError
+from pathways.kpis import evaluate
+from pathways.plan import Plan, SitePlan, baseline_plan
+from pathways.scenario import Capacity, with_changes
+
+SUSSEX = "E54000053"
+DORSET = "E54000041"
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    """The page modules (they register themselves with the app that runs them)."""
+    from dashapp.app import create_app
+
+    if "dashapp.pages.results" not in sys.modules:
+        create_app(cache_dir=tmp_path_factory.mktemp("app-cache"))
+    names = ("footprint", "services", "assumptions", "optimise", "results", "compare", "export")
+    return types.SimpleNamespace(**{n: sys.modules[f"dashapp.pages.{n}"] for n in names})
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch) -> state.AppConfig:
+    monkeypatch.setenv(state.ENV_CACHE_DIR, str(tmp_path / "cache"))
+    monkeypatch.setenv(state.ENV_STORE_URL, f"sqlite:///{tmp_path / 'store.db'}")
+    return state.resolve_config()
+
+
+@pytest.fixture
+def demo() -> dict:
+    return state.scenario_to_store(state.demo_scenario())
+
+
+def _upload(text: str, mime: str = "text/csv") -> str:
+    return f"data:{mime};base64," + base64.b64encode(text.encode()).decode()
+
+
+def _text(component) -> str:
+    """All text inside a Dash component tree (for asserting on messages)."""
+    if component is None or component is no_update:
+        return ""
+    if isinstance(component, str | int | float):
+        return str(component)
+    if isinstance(component, list | tuple):
+        return " ".join(_text(c) for c in component)
+    out = [_text(getattr(component, "children", None))]
+    data = getattr(component, "data", None)
+    if isinstance(data, list):
+        out += [" ".join(str(v) for v in row.values()) for row in data]
+    return " ".join(out)
+
+
+def _fresh_result(scenario) -> dict:
+    """A stored optimisation result: today's plan with more beds and a crisis house opened."""
+    base = baseline_plan(scenario)
+    first, cand = scenario.sites[0], next(s for s in scenario.sites if s.status == "candidate")
+    sites = []
+    for sp in base.sites:
+        if sp.site_id == first.site_id:
+            sp = SitePlan(site_id=sp.site_id, capacity=sp.capacity.model_copy(
+                update={"inpatient_beds": sp.capacity.inpatient_beds + 6}))  # fmt: skip
+        elif sp.site_id == cand.site_id:
+            sp = SitePlan(site_id=sp.site_id, capacity=Capacity(crisis_house_places=8))
+        sites.append(sp)
+    plan = Plan(name="optimised", sites=tuple(sites), hub=base.hub)
+    cards = {
+        "current": evaluate(scenario).to_dict(),
+        "optimised": evaluate(scenario, plan).to_dict(),
+    }
+    return {"scenario_fingerprint": scenario.fingerprint(), "scenario_name": scenario.name,
+            "plan": plan.model_dump(mode="json"), "baselines": {}, "cards": cards, "objectives": {},
+            "budget_gbp": 6e7, "mode": "min_weighted", "seconds": 3.0}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- footprint
+
+
+def test_footprint_first_view_shows_the_session_icb(pages, demo):
+    out = pages.footprint.choose(None, None, None, None, demo)
+    assert out[3] == SUSSEX and out[0] is no_update
+
+
+def test_choosing_an_icb_replaces_the_scenario_and_clears_results(pages, demo):
+    scenario, result, frontier, value, note = pages.footprint.choose(
+        "footprint-icb", DORSET, None, None, demo
+    )
+    assert state.scenario_from_store(scenario).footprint.icb == DORSET
+    assert result is None and frontier is None and value == DORSET
+    assert "assumed capacities" in _text(note) or "ASSUMED" in _text(note)
+
+
+def test_bad_area_upload_lists_problems_with_row_and_field(pages, demo, config):
+    csv = "area_code,population,x,y\nA1,100,530000,110000\nA1,-5,530100,110100\n"
+    out = pages.footprint.choose("footprint-upload", SUSSEX, _upload(csv), "areas.csv", demo)
+    assert out[0] is no_update
+    text = _text(out[4])
+    assert "areas.csv" in text and "population" in text and "3" in text
+
+
+def test_good_area_upload_switches_the_footprint(pages, demo, config):
+    csv = "area_code,population,x,y\nA1,1000,530000,110000\nA2,2000,540000,112000\n"
+    scenario, *_ = pages.footprint.choose(
+        "footprint-upload", SUSSEX, _upload(csv), "mine.csv", demo
+    )
+    s = state.scenario_from_store(scenario)
+    assert s.footprint.areas_file and Path(s.footprint.areas_file).exists()
+    table = state.area_table(s)
+    assert list(table.index) == ["A1", "A2"] and table["population"].sum() == 3000
+    assert table["imd_decile"].between(1, 10).all()  # taken from the ICB
+
+
+@pytest.mark.parametrize("metric", ["population", "demand_per_100k", "imd_decile", "nonsense"])
+def test_footprint_render(pages, demo, metric):
+    fig, cards = pages.footprint.render(demo, metric, None)
+    assert isinstance(fig, go.Figure) and len(fig.data[0].locations) == 995
+    assert "1,659,921" in _text(cards)
+
+
+# --------------------------------------------------------------------------- services
+
+
+def test_services_first_view_fills_the_table(pages, demo):
+    scenario, rows, note = pages.services.update_sites(None, None, None, None, None, demo)
+    assert scenario is no_update and len(rows) == len(demo["sites"])
+
+
+def test_editing_capacity_updates_the_scenario(pages, demo):
+    rows = state.site_rows(state.scenario_from_store(demo))
+    rows[0]["mobile_teams"] = 5
+    scenario, out_rows, note = pages.services.update_sites("edit", rows, None, None, None, demo)
+    assert state.scenario_from_store(scenario).sites[0].capacity.mobile_teams == 5
+    assert out_rows[0]["mobile_teams"] == 5 and "Saved" in _text(note)
+
+
+def test_invalid_edit_keeps_the_scenario_and_explains(pages, demo):
+    rows = state.site_rows(state.scenario_from_store(demo))
+    rows[2]["inpatient_beds"] = -3
+    scenario, out_rows, note = pages.services.update_sites("edit", rows, None, None, None, demo)
+    assert scenario is no_update
+    assert out_rows[2]["inpatient_beds"] == -3  # the user's entry stays visible
+    assert "inpatient_beds" in _text(note) and "3" in _text(note)
+
+
+def test_clicking_an_area_adds_a_candidate_there(pages, demo):
+    rows = state.site_rows(state.scenario_from_store(demo))
+    table = state.area_table(state.scenario_from_store(demo))
+    code = table.index[10]
+    click = {"points": [{"location": code}]}
+    scenario, out_rows, _ = pages.services.update_sites(
+        "services-map", rows, click, None, None, demo
+    )
+    s = state.scenario_from_store(scenario)
+    assert len(s.sites) == len(rows) + 1
+    new = s.sites[-1]
+    assert new.status == "candidate" and table.at[code, "name"] in new.name
+    assert new.x_m == pytest.approx(table.at[code, "x"], abs=2)
+
+
+def test_clicking_a_site_marker_does_not_add_one(pages, demo):
+    rows = state.site_rows(state.scenario_from_store(demo))
+    click = {"points": [{"customdata": "RX213"}]}
+    scenario, out_rows, note = pages.services.update_sites(
+        "services-map", rows, click, None, None, demo
+    )
+    assert scenario is no_update and "RX213" in _text(note)
+
+
+def test_add_button_adds_a_row(pages, demo):
+    rows = state.site_rows(state.scenario_from_store(demo))
+    scenario, out_rows, _ = pages.services.update_sites(
+        "services-add", rows, None, None, None, demo
+    )
+    assert len(out_rows) == len(rows) + 1
+
+
+def test_bad_sites_upload_shows_file_row_and_field(pages, demo, config):
+    csv = "site_id,name,x,y,inpatient_beds\nN1,Good,530000,110000,10\nN2,,530000,110000,ten\n"
+    scenario, rows, note = pages.services.update_sites(
+        "services-upload",
+        state.site_rows(state.scenario_from_store(demo)),
+        None,
+        _upload(csv),
+        "bad.csv",
+        demo,
+    )
+    assert scenario is no_update and rows is no_update
+    text = _text(note)
+    assert (
+        "bad.csv" in text and "inpatient_beds" in text and "name" in text and " 3 " in f" {text} "
+    )
+
+
+def test_good_sites_upload_adds_sites(pages, demo, config):
+    csv = "site_id,name,x,y,services,crisis_house_places,status\nN1,New house,530000,110000,crisis_house,6,candidate\n"
+    scenario, rows, note = pages.services.update_sites(
+        "services-upload",
+        state.site_rows(state.scenario_from_store(demo)),
+        None,
+        _upload(csv),
+        "ok.csv",
+        demo,
+    )
+    s = state.scenario_from_store(scenario)
+    assert s.site("N1").capacity.crisis_house_places == 6 and s.site("N1").status == "candidate"
+
+
+def test_services_map_has_sites(pages, demo):
+    fig = pages.services.render(demo, None)
+    assert any(t.name == "Inpatient beds" for t in fig.data)
+
+
+# --------------------------------------------------------------------------- assumptions
+
+
+def test_assumption_rows_cover_every_parameter(pages):
+    from pathways.scenario import parameter_table
+
+    rows = pages.assumptions.parameter_rows(state.demo_scenario())
+    assert {r["path"] for r in rows} == {p["path"] for p in parameter_table()}
+    assert all(r["tier"] != pages.assumptions.OTHER_TIER for r in rows)
+
+
+def test_changing_an_assumption_applies_it(pages, demo):
+    scenario, form, errors, note = pages.assumptions.edit(
+        {"type": "assumptions-num", "path": "demand.growth_factor"},
+        {"demand.growth_factor": 1.2, "queues.oap_los_days": 40.0}, {}, ["demand.growth_factor"], demo,
+    )  # fmt: skip
+    assert state.scenario_from_store(scenario).demand.growth_factor == 1.2
+    assert errors == [None] and "1 change" in _text(note)
+
+
+def test_invalid_assumption_is_explained_at_its_field(pages, demo):
+    scenario, _, errors, note = pages.assumptions.edit(
+        {"type": "assumptions-num", "path": "demand.growth_factor"},
+        {"demand.growth_factor": -1, "queues.oap_los_days": 45.0},
+        {"demand.hourly_profile": "[0.5, 0.5"}, ["demand.growth_factor", "demand.hourly_profile", "queues.oap_los_days"],
+        demo,
+    )  # fmt: skip
+    assert "greater than 0" in errors[0]
+    assert "JSON" in errors[1] and errors[2] is None
+    assert (
+        state.scenario_from_store(scenario).queues.oap_los_days == 45.0
+    )  # the valid one still applied
+    assert "could not be used" in _text(note)
+
+
+def test_presets_and_reset(pages, demo):
+    scenario, form, _, _ = pages.assumptions.edit("assumptions-preset-crisis-now", {}, {}, [], demo)
+    s = state.scenario_from_store(scenario)
+    assert (
+        s.pathway.preset == "crisis_now"
+        and s.pathway.routing["place_of_safety"]["inpatient"] == 1.0
+    )
+    assert isinstance(form, list) and all(isinstance(d, html.Details) for d in form)
+    changed = state.scenario_to_store(with_changes(s, {"demand.growth_factor": 1.5}))
+    scenario, *_ = pages.assumptions.edit("assumptions-reset", {}, {}, [], changed)
+    s = state.scenario_from_store(scenario)
+    assert s.demand.growth_factor == 1.0 and s.pathway.preset == "nhs_default"
+
+
+def test_page_render_calls_are_not_edits(pages, demo):
+    scenario, form, errors, note = pages.assumptions.edit(
+        None, {"demand.growth_factor": 1.0}, {}, ["x"], demo
+    )
+    assert scenario is no_update and note is no_update
+
+
+# --------------------------------------------------------------------------- optimise
+
+
+def test_optimise_controls_round_trip(pages):
+    s = state.demo_scenario()
+    values = dict(zip(pages.optimise.SETTINGS, pages.optimise.control_values(s), strict=True))
+    assert values["mobile-min"] == pytest.approx(
+        s.constraints.mobile_within_standard_share_min * 100
+    )
+    again = pages.optimise.apply_settings(s, values)
+    assert (
+        again.constraints == s.constraints
+        and again.budget == s.budget
+        and again.objective == s.objective
+    )
+
+
+def test_optimise_settings_validated(pages, demo):
+    values = dict(
+        zip(
+            pages.optimise.SETTINGS,
+            pages.optimise.control_values(state.demo_scenario()),
+            strict=True,
+        )
+    )
+    values["mobile-min"] = 150
+    result, scenario, status = pages.optimise.run_optimisation(demo, values, 5)
+    assert result is no_update and scenario is no_update
+    assert "mobile_within_standard_share_min" in _text(status)
+
+
+def test_run_optimisation_stores_a_fresh_result(pages, demo, monkeypatch):
+    import pathways.optimise as opt
+
+    def fake(scenario, options):
+        options.progress("solving", 0.5)
+        r = _fresh_result(scenario)
+        plan = Plan.model_validate(r["plan"])
+        cards = {"current": evaluate(scenario), "optimised": evaluate(scenario, plan)}
+        return opt.OptimiseResult(plan=plan, baselines={}, cards=cards, objectives={"current": 1.0, "optimised": 0.5},
+                                  goals=types.SimpleNamespace(budget_gbp=6e7, mode="min_weighted"))  # fmt: skip
+
+    monkeypatch.setattr(opt, "optimise_with_baselines", fake)
+    values = dict(
+        zip(
+            pages.optimise.SETTINGS,
+            pages.optimise.control_values(state.demo_scenario()),
+            strict=True,
+        )
+    )
+    values["budget"] = 61.5
+    result, scenario, status = pages.optimise.run_optimisation(demo, values, 5)
+    s = state.scenario_from_store(scenario)
+    assert s.budget.revenue_gbp_per_year == pytest.approx(61.5e6)
+    assert state.result_is_fresh(result, s)
+    assert set(result["cards"]) == {"current", "optimised"}
+    assert "results" in _text(status).lower()
+
+
+def test_infeasible_optimisation_explains_why(pages, demo, monkeypatch):
+    import pathways.optimise as opt
+
+    def fake(scenario, options):
+        raise InfeasibleError(["the budget cannot fund the locked services"])
+
+    monkeypatch.setattr(opt, "optimise_with_baselines", fake)
+    values = dict(
+        zip(
+            pages.optimise.SETTINGS,
+            pages.optimise.control_values(state.demo_scenario()),
+            strict=True,
+        )
+    )
+    result, scenario, status = pages.optimise.run_optimisation(demo, values, 5)
+    assert result is None
+    assert "the budget cannot fund the locked services" in _text(status)
+
+
+def test_unexpected_failure_is_a_message_not_a_traceback(pages, demo, monkeypatch):
+    import pathways.optimise as opt
+
+    monkeypatch.setattr(opt, "optimise_with_baselines", lambda s, o: 1 / 0)
+    values = dict(
+        zip(
+            pages.optimise.SETTINGS,
+            pages.optimise.control_values(state.demo_scenario()),
+            strict=True,
+        )
+    )
+    _, _, status = pages.optimise.run_optimisation(demo, values, 5)
+    assert "Something went wrong" in _text(status) and "Traceback" not in _text(status)
+
+
+# --------------------------------------------------------------------------- results
+
+
+def test_results_without_a_plan_show_today(pages, demo):
+    out = pages.results.build(demo, None, "mobile_response_mins", "admissions_per_year", None)
+    status, fig, chart, rows, cols = out[:5]
+    assert "today's capacity" in _text(status)
+    assert [c["id"] for c in cols][:2] == ["kpi", "current"]
+    assert out[9] == [] and "No plan yet" in _text(out[11])
+    assert type(fig.data[0]).__name__ == "Choroplethmap"
+
+
+def test_results_with_a_fresh_plan(pages, demo):
+    s = state.scenario_from_store(demo)
+    result = _fresh_result(s)
+    out = pages.results.build(
+        demo, result, "admissions_per_100k", "mobile_response_within_standard_share", None
+    )
+    status, fig, chart, rows, cols, styles, equity, q_rows, q_cols, changes, _, note = out
+    assert "optimised plan" in _text(status)
+    assert "optimised" in [c["id"] for c in cols] and "change" in [c["id"] for c in cols]
+    beds = next(r for r in rows if r["kpi"] == "Admissions a year")
+    assert beds["verdict"] in ("better", "no change", "worse")
+    assert {c["what"] for c in changes} == {"grows", "opens"}
+    assert [t.name for t in equity.data] == ["Today", "Optimised"]
+    assert len(q_rows) == 5
+
+
+def test_results_with_a_stale_plan_warn(pages, demo):
+    s = state.scenario_from_store(demo)
+    result = _fresh_result(s)
+    changed = state.scenario_to_store(with_changes(s, {"demand.growth_factor": 1.1}))
+    out = pages.results.build(changed, result, None, None, None)
+    assert "no longer applies" in _text(out[0]) and out[9] == []
+
+
+def test_frontier_view_ignores_other_scenarios(pages, demo):
+    fig = pages.results.frontier_view(demo, {"scenario_fingerprint": "other", "rows": []}, None)
+    assert fig.layout.annotations
+    s = state.scenario_from_store(demo)
+    rows = [{"budget_gbp_per_year": 6e7, "oap_bed_days_per_year": 100.0, "admissions_per_year": 10.0},
+            {"budget_gbp_per_year": 6.5e7, "oap_bed_days_per_year": 80.0, "admissions_per_year": 9.0}]  # fmt: skip
+    fig = pages.results.frontier_view(
+        demo, {"scenario_fingerprint": s.fingerprint(), "rows": rows}, None
+    )
+    assert list(fig.data[0].y) == [100.0, 80.0]
+
+
+def test_frontier_budgets_span_from_today(pages):
+    b = pages.results.frontier_budgets(100.0, 20, steps=4)
+    assert b == pytest.approx([100, 105, 110, 115, 120])
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def test_save_list_compare_open_delete(pages, demo, config):
+    s = state.scenario_from_store(demo)
+    note, saved = pages.compare.save("today", demo, None, config)
+    assert saved and "today's capacity" in _text(note)
+    note, saved = pages.compare.save("with plan", demo, _fresh_result(s), config)
+    assert saved and "optimised plan" in _text(note)
+    note, saved = pages.compare.save("  ", demo, None, config)
+    assert not saved
+    out = pages.compare.act(None, [], [], config)
+    rows = out[0]
+    assert [r["name"] for r in rows] == ["today", "with plan"]
+    out = pages.compare.act("compare-run", rows, [0, 1], config)
+    t_rows, t_cols, fig = out[2], out[3], out[4]
+    assert [c["id"] for c in t_cols] == ["kpi", "today", "with plan"]
+    assert len(t_rows) >= 10 and [t.name for t in fig.data] == ["today", "with plan"]
+    out = pages.compare.act("compare-run", rows, [0], config)
+    assert "two or more" in _text(out[5])
+    out = pages.compare.act("compare-load", rows, [1], config)
+    assert state.result_is_fresh(out[7], state.scenario_from_store(out[6]))
+    out = pages.compare.act("compare-delete", rows, [0], config)
+    assert [r["name"] for r in out[0]] == ["with plan"]
+
+
+def test_saved_work_survives_a_new_store_connection(pages, demo, config):
+    pages.compare.save("kept", demo, None, config)
+    assert [r["name"] for r in pages.compare.saved_rows(state.resolve_config())] == ["kept"]
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_excel_export_has_the_sheets(pages, demo):
+    s = state.scenario_from_store(demo)
+    payload = pages.export.make_file("export-xlsx", demo, _fresh_result(s), True)
+    assert payload["filename"].endswith(".xlsx")
+    wb = openpyxl.load_workbook(io.BytesIO(base64.b64decode(payload["content"])))
+    assert {
+        "Scorecard",
+        "Plan by site",
+        "KPIs by area",
+        "KPIs by IMD quintile",
+        "Assumptions",
+    } <= set(wb.sheetnames)
+    header = [c.value for c in wb["Scorecard"][1]]
+    assert "current" in header and "optimised" in header
+
+
+def test_geopackage_has_sites_and_areas_and_suppresses_small_counts(pages, demo, tmp_path):
+    def layers(suppress: bool) -> Path:
+        payload = pages.export.make_file("export-gpkg", demo, None, suppress)
+        path = tmp_path / f"out-{suppress}.gpkg"
+        path.write_bytes(base64.b64decode(payload["content"]))
+        return path
+
+    on = layers(True)
+    assert {name for name, _ in pyogrio.list_layers(on)} == {"sites", "areas"}
+    import geopandas as gpd
+
+    areas = gpd.read_file(on, layer="areas")
+    assert len(areas) == 995 and areas.crs.to_epsg() == 27700
+    assert (areas["admissions_per_year"] == "<5").any()
+    raw = gpd.read_file(layers(False), layer="areas")
+    assert not (raw["admissions_per_year"].astype(str) == "<5").any()
+    sites = gpd.read_file(on, layer="sites")
+    assert len(sites) == len(demo["sites"]) and "inpatient_plan" in sites.columns
+
+
+def test_csv_and_report_exports(pages, demo):
+    s = state.scenario_from_store(demo)
+    result = _fresh_result(s)
+    csv = pages.export.make_file("export-csv", demo, result, True)["content"]
+    assert csv.splitlines()[0].startswith("kpi,plan: current,plan: optimised")
+    sites = pages.export.make_file("export-sites-csv", demo, result, True)["content"]
+    assert "inpatient_change" in sites.splitlines()[0]
+    report = pages.export.make_file("export-html", demo, result, True)["content"]
+    assert report.startswith("<!doctype html>") and "<script" not in report
+    assert "Balanced scorecard" in report and "What changes, site by site" in report
+    assert s.name in report
+
+
+def test_exports_without_a_plan_describe_today(pages, demo):
+    report = pages.export.make_file("export-html", demo, None, False)["content"]
+    assert "No optimised plan" in report and "NOT suppressed" in report

@@ -1,0 +1,233 @@
+"""Session-state helpers of the app: ICB scenarios, map geometry, the sites table, uploads."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dashapp import state
+from pathways import geography
+from pathways.errors import InfeasibleError, InputError
+from pathways.scenario import scenario_to_dict
+
+SUSSEX = "E54000053"
+DORSET = "E54000041"
+GLOUCESTERSHIRE = "E54000043"  # no site of the 2014 list lies in it
+
+
+def test_demo_is_sussex_and_round_trips_through_the_store():
+    s = state.scenario_for_icb("Sussex")
+    assert s.footprint.icb == SUSSEX
+    assert state.scenario_from_store(state.scenario_to_store(s)) == s
+    assert state.scenario_from_store(None) == state.demo_scenario()
+
+
+def test_other_icb_gets_assumed_capacity_at_its_mental_health_sites():
+    s = state.scenario_for_icb(DORSET)
+    mh = geography.load_mh_sites(DORSET)
+    existing = [x for x in s.sites if x.status == "existing"]
+    assert {x.site_id for x in existing} == set(mh.index)
+    pop = geography.list_icbs().set_index("icb_cd").loc[DORSET, "pop_total"]
+    beds = sum(x.capacity.inpatient_beds for x in existing)
+    assert beds == round(state.ASSUMED_BEDS_PER_100K * pop / 1e5)
+    assert all("ASSUMPTION" in x.note for x in existing)
+    candidates = [x for x in s.sites if x.status == "candidate"]
+    assert candidates and all(
+        set(x.services) == {"crisis_house", "mobile_team"} for x in candidates
+    )
+    assert all(x.capacity.of(svc) == 0 for x in candidates for svc in x.services)
+    assert s.hub.day >= 1
+
+
+def test_icb_without_listed_sites_still_has_an_inpatient_unit():
+    s = state.scenario_for_icb(GLOUCESTERSHIRE)
+    existing = [x for x in s.sites if x.status == "existing"]
+    assert len(existing) == 1 and existing[0].capacity.inpatient_beds > 0
+
+
+def test_unknown_icb_is_an_input_error():
+    with pytest.raises(InputError, match="unknown ICB"):
+        state.scenario_for_icb("Atlantis")
+
+
+def test_icb_options_list_all_42():
+    opts = state.icb_options()
+    assert len(opts) == 42
+    assert {"label", "value", "search"} <= set(opts[0])
+    assert any(o["value"] == SUSSEX for o in opts)
+
+
+def test_map_geometry_is_wgs84_rounded_and_keyed_by_area_code():
+    s = state.demo_scenario()
+    geo = state.footprint_geometry(s)
+    assert geo.kind == "polygons" and len(geo.ids) == 995
+    west, south, east, north = geo.bounds
+    assert -1.5 < west < east < 1.0 and 50.5 < south < north < 51.5
+    first = geo.geojson["features"][0]
+    assert first["id"] == geo.ids[0]
+    ring = np.asarray(first["geometry"]["coordinates"][0] if first["geometry"]["type"] == "Polygon"
+                      else first["geometry"]["coordinates"][0][0])  # fmt: skip
+    assert np.allclose(ring, np.round(ring, state.MAP_DECIMALS))
+
+
+def test_area_table_and_summary():
+    s = state.demo_scenario()
+    table = state.area_table(s)
+    assert len(table) == 995
+    summary = state.area_summary(table)
+    assert summary["population"] == pytest.approx(1_659_921)
+    assert sum(summary[f"imd_q{q}_share"] for q in range(1, 6)) == pytest.approx(1.0)
+    assert summary["episodes_per_year"] == pytest.approx(table["episodes_per_year"].sum())
+
+
+def test_site_rows_round_trip_unchanged():
+    s = state.demo_scenario()
+    rows = state.site_rows(s)
+    assert len(rows) == len(s.sites)
+    assert state.rows_to_scenario(rows, s) == s
+
+
+def test_editing_a_row_changes_only_that_site():
+    s = state.demo_scenario()
+    rows = state.site_rows(s)
+    rows[0]["inpatient_beds"] = rows[0]["inpatient_beds"] + 5
+    rows[0]["lock"] = "locked"
+    new = state.rows_to_scenario(rows, s)
+    assert new.sites[0].capacity.inpatient_beds == s.sites[0].capacity.inpatient_beds + 5
+    assert (new.sites[0].can_shrink, new.sites[0].can_close) == (False, False)
+    assert new.sites[0].x_m == s.sites[0].x_m  # not moved by the lat/lon round trip
+    assert new.sites[1:] == s.sites[1:]
+
+
+def test_bad_rows_name_the_row_and_column():
+    s = state.demo_scenario()
+    rows = state.site_rows(s)
+    rows[1]["mobile_teams"] = "two"
+    rows[2]["services"] = "inpatient, helicopter"
+    rows[3]["lat"] = 12.0
+    rows[4]["crisis_house_places"] = 3  # not among its services
+    with pytest.raises(InputError) as info:
+        state.rows_to_scenario(rows, s)
+    where = {(p.row, p.field) for p in info.value.problems}
+    assert {(2, "mobile_teams"), (3, "services"), (4, "lat"), (5, "crisis_house_places")} <= where
+    assert all(p.file == state.SITE_TABLE for p in info.value.problems)
+
+
+def test_duplicate_site_ids_are_reported_by_row():
+    s = state.demo_scenario()
+    rows = state.site_rows(s)
+    rows[3]["site_id"] = rows[0]["site_id"]
+    with pytest.raises(InputError) as info:
+        state.rows_to_scenario(rows, s)
+    assert "sites" in str(info.value) or any(p.row for p in info.value.problems)
+
+
+def test_new_rows_get_unique_ids_and_become_candidates():
+    s = state.demo_scenario()
+    rows = state.site_rows(s)
+    lon, lat = state.bng_to_lonlat([530000.0], [110000.0])
+    rows.append(state.new_site_row(rows, float(lon[0]), float(lat[0]), "New place"))
+    rows.append(state.new_site_row(rows, float(lon[0]), float(lat[0]), "Another"))
+    assert rows[-1]["site_id"] != rows[-2]["site_id"]
+    new = state.rows_to_scenario(rows, s)
+    added = new.sites[-1]
+    assert added.status == "candidate" and set(added.services) == {"crisis_house", "mobile_team"}
+    assert added.x_m == pytest.approx(530000.0, abs=2) and added.y_m == pytest.approx(
+        110000.0, abs=2
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "unknown"),
+    [("inpatient; crisis house", ["inpatient", "crisis_house"], []),
+     ("Mobile team, place_of_safety", ["mobile_team", "place_of_safety"], []),
+     ("beds and s136", ["inpatient", "place_of_safety"], []),
+     ("", [], []), (None, [], []), ("zoo", [], ["zoo"])],
+)  # fmt: skip
+def test_parse_services(text, found, unknown):
+    assert state.parse_services(text) == (found, unknown)
+
+
+def test_merge_rows_replaces_by_site_id():
+    rows = [
+        {"orig_id": "A", "site_id": "A", "name": "old"},
+        {"orig_id": "B", "site_id": "B", "name": "b"},
+    ]
+    out = state.merge_rows(rows, [{"site_id": "A", "name": "new"}, {"site_id": "C", "name": "c"}])
+    assert [r["name"] for r in out] == ["new", "b", "c"]
+    assert out[0]["orig_id"] == "A"
+
+
+def test_save_upload_rejects_unknown_types_and_keeps_content(tmp_path: Path):
+    payload = "data:text/csv;base64," + base64.b64encode(b"a,b\n1,2\n").decode()
+    path = state.save_upload(payload, "sites.csv", tmp_path)
+    assert path.read_bytes() == b"a,b\n1,2\n"
+    assert state.save_upload(payload, "sites.csv", tmp_path) == path  # same content, same file
+    with pytest.raises(InputError, match="unsupported file type"):
+        state.save_upload(payload, "sites.exe", tmp_path)
+
+
+def test_defaults_scenario_resets_parameters_but_keeps_sites():
+    from pathways.scenario import with_changes
+
+    s = with_changes(
+        state.demo_scenario(), {"demand.growth_factor": 1.3, "queues.oap_los_days": 50.0}
+    )
+    reset = state.defaults_scenario(s)
+    assert reset.demand.growth_factor == 1.0 and reset.queues.oap_los_days == 40.0
+    assert reset.sites == s.sites and reset.constraints == s.constraints
+
+
+def test_result_freshness_follows_the_scenario():
+    from pathways.scenario import with_changes
+
+    s = state.demo_scenario()
+    result = {"scenario_fingerprint": s.fingerprint(), "plan": None}
+    assert state.result_is_fresh(result, s)
+    assert not state.result_is_fresh(result, with_changes(s, {"demand.growth_factor": 1.1}))
+    assert not state.result_is_fresh(None, s)
+
+
+def test_error_lines_speak_plainly():
+    head, lines = state.error_lines(InfeasibleError(["the budget cannot fund the locked services"]))
+    assert "constraints" in head and lines == ["the budget cannot fund the locked services"]
+    head, lines = state.error_lines(ValueError("boom"))
+    assert "logged" in head and "boom" in lines[0]
+
+
+def test_config_arguments_win_over_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(state.ENV_STORE_URL, "sqlite:///env.db")
+    monkeypatch.setenv(state.ENV_CACHE_DIR, str(tmp_path / "env"))
+    monkeypatch.setenv(state.ENV_TILE_URL, "http://env/{z}/{x}/{y}.png")
+    cfg = state.resolve_config()
+    assert cfg.store_url == "sqlite:///env.db" and cfg.cache_dir == tmp_path / "env"
+    assert cfg.tile_url.startswith("http://env")
+    cfg = state.resolve_config(store_url="sqlite:///arg.db", cache_dir=tmp_path / "arg")
+    assert cfg.store_url == "sqlite:///arg.db" and cfg.upload_dir == tmp_path / "arg" / "uploads"
+
+
+def test_sites_frame_shows_plan_capacity_and_today():
+    from pathways.plan import Plan, SitePlan
+    from pathways.scenario import Capacity
+
+    s = state.demo_scenario()
+    first = s.sites[0]
+    plan = Plan(
+        sites=(
+            SitePlan(site_id=first.site_id, capacity=Capacity(inpatient_beds=1, mobile_teams=1)),
+        )
+    )
+    frame = state.sites_frame(s, plan)
+    row = frame.set_index("site_id").loc[first.site_id]
+    assert row["inpatient"] == 1 and row["inpatient_now"] == first.capacity.inpatient_beds
+    assert -1.5 < row["lon"] < 1.0 and 50.5 < row["lat"] < 51.5
+
+
+def test_store_keeps_scenario_as_plain_json():
+    import json
+
+    data = state.scenario_to_store(state.demo_scenario())
+    assert json.loads(json.dumps(data)) == scenario_to_dict(state.demo_scenario())
