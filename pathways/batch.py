@@ -87,8 +87,9 @@ SOLVER_STATUS = "solver_status"
 GAP = "gap"
 OBJECTIVE = "objective"
 SECONDS = "seconds"
+SOLVER_SECONDS = "solver_seconds"
 GROUP = "group"
-TIMING_COLUMNS: tuple[str, ...] = (SECONDS,)
+TIMING_COLUMNS: tuple[str, ...] = (SECONDS, SOLVER_SECONDS)
 """Columns that differ between two runs of the same spec (everything else is identical)."""
 
 RESULTS_FILE = "results.parquet"
@@ -591,6 +592,11 @@ def expand_cases(spec: BatchSpec) -> list[Case]:
     return _expand(spec).cases
 
 
+def batch_key(spec: BatchSpec) -> str:
+    """The hash that identifies a batch in the run store (spec, base scenarios, data version)."""
+    return _expand(spec).spec_hash
+
+
 def _expand(spec: BatchSpec) -> _Expanded:
     base = load_scenario(spec.resolve(spec.base)) if spec.base is not None else None
     plan = load_plan(spec.resolve(spec.plan)) if spec.plan is not None else None
@@ -894,6 +900,7 @@ def run_case(task: CaseTask) -> dict[str, Any]:
         "solver_status": None,
         "gap": None,
         "objective": None,
+        "solver_seconds": None,
         "scenario_hash": None,
         "host": socket.gethostname(),
         "started_at": started,
@@ -915,6 +922,7 @@ def run_case(task: CaseTask) -> dict[str, Any]:
             if rep is not None:
                 out.update(
                     solver_status=rep.status, gap=rep.gap, objective=rep.objective,
+                    solver_seconds=rep.seconds,
                 )  # fmt: skip
             out["plan"] = plan.model_dump(mode="json")
             card = evaluate(inst, plan)
@@ -1367,6 +1375,7 @@ class _Runner:
             gap=r["gap"],
             objective=r["objective"],
             seconds=r["seconds"],
+            solver_seconds=r.get("solver_seconds"),
             seed=case.seed,
             scenario_hash=r["scenario_hash"],
             started_at=r["started_at"],
@@ -1427,7 +1436,10 @@ def results_frame(store: RunStore, batch_id: int, cases: Sequence[Case]) -> pd.D
             if k not in input_cols:
                 input_cols.append(k)
     input_cols = [c for c in input_cols if c in runs.columns]
-    head = [CASE_ID, *input_cols, SEED, STATUS, ERROR, SOLVER_STATUS, GAP, OBJECTIVE, SECONDS]
+    head = [
+        CASE_ID, *input_cols, SEED, STATUS, ERROR, SOLVER_STATUS, GAP, OBJECTIVE, SOLVER_SECONDS,
+        SECONDS,
+    ]  # fmt: skip
     from pathways.store import RUN_COLUMNS
 
     kpi_cols = [c for c in runs.columns if c not in head and c not in RUN_COLUMNS]
@@ -1568,6 +1580,17 @@ def frontier_table(results: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- robust plan
 
 
+def min_max_regret(objectives: np.ndarray) -> tuple[int, np.ndarray]:
+    """Index of the plan with the smallest maximum regret, and the regret matrix.
+
+    ``objectives[i, s]`` is plan ``i``'s objective (lower is better) on sample ``s``;
+    regret is the excess over the best plan on that sample. Ties go to the lowest index.
+    """
+    obj = np.asarray(objectives, dtype=float)
+    regret = obj - obj.min(axis=0, keepdims=True)
+    return int(np.argmin(regret.max(axis=1))), regret
+
+
 def _plan_key(plan: Mapping[str, Any]) -> str:
     core = {k: v for k, v in plan.items() if k not in ("name", "solver", "predicted")}
     return _hash(core)
@@ -1635,9 +1658,8 @@ def robust_outputs(
             raise
         keys = [k for k, _ in candidates]
         obj = np.array([[r[1] for r in evals[k]] for k in keys])  # candidates x samples
-        regret = obj - obj.min(axis=0, keepdims=True)
+        best, regret = min_max_regret(obj)
         worst = regret.max(axis=1)
-        best = int(np.argmin(worst))  # candidates are ranked, so ties go to the most frequent
         chosen_key = keys[best]
         chosen_case = counts[chosen_key][0]
         plan_dict = dict(plans[chosen_case.case_id])

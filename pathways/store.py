@@ -32,6 +32,7 @@ import math
 import os
 import platform
 import socket
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from pathways._paths import data_dir
 from pathways.errors import InputError, Problem
@@ -87,6 +88,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "gap",
     "objective",
     "seconds",
+    "solver_seconds",
     "seed",
     "scenario_hash",
     "package_version",
@@ -153,6 +155,7 @@ runs_table = Table(
     Column("gap", Float, nullable=True),
     Column("objective", Float, nullable=True),
     Column("seconds", Float, nullable=True),
+    Column("solver_seconds", Float, nullable=True),
     Column("seed", String(40), nullable=True),
     Column("scenario_hash", String(64), nullable=True),
     Column("package_version", String(50), nullable=True),
@@ -314,7 +317,19 @@ class RunStore:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_on_connect)
-        metadata.create_all(self.engine)
+        self._create_tables()
+
+    def _create_tables(self, attempts: int = 5) -> None:
+        # Two processes opening a new store at once may both try to create a table;
+        # the loser sees "already exists" and simply checks again.
+        for attempt in range(attempts):
+            try:
+                metadata.create_all(self.engine)
+                return
+            except DBAPIError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -593,6 +608,7 @@ class RunStore:
         gap: float | None = None,
         objective: float | None = None,
         seconds: float | None = None,
+        solver_seconds: float | None = None,
         seed: int | None = None,
         scenario_hash: str | None = None,
         started_at: dt.datetime | None = None,
@@ -619,6 +635,7 @@ class RunStore:
             "gap": _float_or_none(gap),
             "objective": _float_or_none(objective),
             "seconds": _float_or_none(seconds),
+            "solver_seconds": _float_or_none(solver_seconds),
             "seed": None if seed is None else str(int(seed)),
             "scenario_hash": scenario_hash,
             "package_version": package_version(),

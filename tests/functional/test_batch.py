@@ -17,14 +17,17 @@ import yaml
 
 from pathways.batch import (
     BatchInterrupted,
+    batch_key,
     batch_spec_from_dict,
     expand_cases,
     load_batch_spec,
     make_icb_scenario,
+    min_max_regret,
     run_batch,
     sample_parameters,
 )
 from pathways.errors import InputError
+from pathways.plan import load_plan
 from pathways.store import RunStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +51,7 @@ SMALL = {
         },
     },
 }  # fmt: skip
-TIMING = ["seconds"]
+TIMING = ["seconds", "solver_seconds"]
 
 
 def write_spec(tmp_path: Path, spec: dict, name: str = "spec.yaml") -> Path:
@@ -383,3 +386,120 @@ def test_ctrl_c_on_the_command_line_then_resume(tmp_path):
     resumed = run_batch(spec, out, workers=2)
     assert resumed.skipped == done and resumed.ran == 120 - done
     assert len(resumed.results) == 120 and (resumed.results["status"] == "ok").all()
+
+
+# --------------------------------------------------------------------------- optimise outputs
+
+
+def test_min_max_regret_choice():
+    objectives = np.array([[10.0, 30.0, 20.0], [12.0, 22.0, 24.0], [20.0, 20.0, 20.0]])
+    best, regret = min_max_regret(objectives)
+    assert regret.min(axis=0).tolist() == [0.0, 0.0, 0.0]
+    assert regret.max(axis=1).tolist() == [10.0, 4.0, 10.0]
+    assert best == 1
+
+
+def plan_variant(scenario, beds: int, crisis_house: bool):
+    """Today's plan with other beds at the first site and optionally a crisis house at CAND01."""
+    from pathways.plan import SitePlan, baseline_plan
+
+    plan = baseline_plan(scenario)
+    sites = []
+    for sp in plan.sites:
+        cap = sp.capacity
+        if sp.site_id == scenario.sites[0].site_id:
+            cap = cap.model_copy(update={"inpatient_beds": beds})
+        if sp.site_id == "CAND01" and crisis_house:
+            cap = cap.model_copy(update={"crisis_house_places": 8})
+        sites.append(SitePlan(site_id=sp.site_id, capacity=cap))
+    return plan.model_copy(update={"name": f"{beds} beds", "sites": tuple(sites)})
+
+
+def test_monte_carlo_optimise_outputs_from_recorded_plans(tmp_path):
+    """Sample plans recorded by an earlier run give site selection and the robust plan."""
+    from pathways.kpis import evaluate
+    from pathways.optimise import objective_value
+    from pathways.scenario import load_scenario, with_changes
+
+    spec = batch_spec_from_dict(
+        {
+            "name": "robust",
+            "base": str(SUSSEX),
+            "run": "optimise",
+            "monte_carlo": {
+                "samples": 3,
+                "seed": 11,
+                "parameters": {
+                    "demand.episodes_per_100k_per_year": {
+                        "dist": "uniform", "low": 1000, "high": 1800, "unit": "per 100k"},
+                },
+            },
+            "solver": {"time_limit_s": 5},
+        }
+    )  # fmt: skip
+    cases = expand_cases(spec)
+    base = load_scenario(SUSSEX)
+    plans = [plan_variant(base, b, ch) for b, ch in ((60, True), (90, False), (130, False))]
+    out = tmp_path / "out"
+    out.mkdir()
+    with RunStore(out / "runs.db") as store:
+        batch = store.start_batch("recorded earlier", spec_hash=batch_key(spec))
+        for case, plan in zip(cases, plans, strict=True):
+            card = evaluate(with_changes(base, case.changes), plan)
+            store.record_run(
+                batch, case.case_id, case_hash=case.case_hash, inputs=case.inputs,
+                status="ok", kpis=card.kpis, plan=plan.model_dump(mode="json"),
+                solver_status="OPTIMAL", gap=0.0, seed=case.seed,
+            )  # fmt: skip
+
+    result = run_batch(spec, out, workers=1)
+    assert (result.ran, result.skipped) == (0, 3)
+
+    # The robust plan is the sample plan with the smallest maximum regret.
+    scenarios = [with_changes(base, c.changes) for c in cases]
+    obj = np.array(
+        [
+            [objective_value(evaluate(s, p), s.objective.mode, s.objective.weights)
+             for s in scenarios]
+            for p in plans
+        ]
+    )  # fmt: skip
+    best, regret = min_max_regret(obj)
+    robust = load_plan(out / "robust_plan.yaml")
+    assert robust.sites == plans[best].sites
+    card = pd.read_csv(out / "robust_scorecard.csv")
+    assert list(card["case_id"]) == [c.case_id for c in cases]
+    assert card["regret"].tolist() == pytest.approx(regret[best].tolist())
+    expected = [evaluate(s, plans[best]).kpis["oap_bed_days_per_year"] for s in scenarios]
+    assert card["oap_bed_days_per_year"].tolist() == pytest.approx(expected)
+
+    selection = pd.read_csv(out / "site_selection.csv").set_index(["site_id", "service"])
+    assert selection.loc[("CAND01", "crisis_house"), "times_chosen"] == 1
+    assert selection.loc[("CAND01", "crisis_house"), "share_chosen"] == pytest.approx(1 / 3)
+    first = (base.sites[0].site_id, "inpatient")
+    assert selection.loc[first, "capacity_median"] == 90
+    assert selection.loc[first, "times_chosen"] == 3
+    assert sorted(p.stem for p in (out / "plans").iterdir()) == sorted(c.case_id for c in cases)
+
+
+@pytest.mark.slow
+def test_optimise_case_records_plan_or_error(tmp_path):
+    """One short optimise case: a plan file and solver report, or the error, are recorded."""
+    from pathways.kpis import evaluate
+    from pathways.scenario import load_scenario
+
+    spec = write_spec(
+        tmp_path,
+        {"name": "opt", "base": str(SUSSEX), "run": "optimise",
+         "solver": {"time_limit_s": 10, "gap": 0.01}},
+    )  # fmt: skip
+    result = run_batch(spec, tmp_path / "out", workers=1)
+    [row] = result.results.to_dict("records")
+    if row["status"] == "ok":
+        assert row["solver_status"] and row["solver_seconds"] is not None
+        plan = load_plan(tmp_path / "out" / "plans" / f"{row['case_id']}.yaml")
+        card = evaluate(load_scenario(SUSSEX), plan)
+        assert row["oap_bed_days_per_year"] == pytest.approx(card.kpis["oap_bed_days_per_year"])
+    else:
+        assert row["error"] and not (tmp_path / "out" / "plans").exists()
+        assert "Failed cases" in result.files["summary_md"].read_text()
