@@ -2,9 +2,11 @@
 
 Existing sites are the seven Sussex mental health hospital sites in the 2014 NHS list
 (data/mh_sites_2014.parquet). Their bed numbers, team bases and suites are
-*assumptions*, not published figures: 332 adult acute beds (20 per 100,000 of Sussex's
-1,659,921 people, the national median of about 19-20 per 100k, PARAMETERS.md) split
-across the adult sites roughly by the size of their towns' populations.
+*assumptions*, not published figures: 300 adult acute beds (18 per 100,000 of Sussex's
+1,659,921 people; the national median is about 19-20 per 100k, PARAMETERS.md, and Sussex
+is less deprived than England, so the model's demand there is about 10% below average:
+300 beds put modelled occupancy near the 94-95% reported nationally) split across the
+adult sites roughly by the size of their towns' populations.
 
 Candidate sites are *illustrative*: the centroid LSOA of 27 population-weighted
 clusters (k-means, fixed seed) of Sussex's LSOAs, i.e. town centres, each able to host
@@ -27,12 +29,12 @@ ICB = "E54000053"
 
 # site_id -> (beds, mobile teams, place-of-safety suites, note)
 EXISTING = {
-    "RX213": (90, 2, 1, "Mill View Hospital, Hove: adult acute wards serving Brighton and Hove"),
-    "RX2P0": (70, 2, 1, "Langley Green Hospital, Crawley: adult acute wards for north West Sussex"),
-    "RX277": (60, 1, 1, "Meadowfield, Worthing: adult acute wards for coastal West Sussex"),
-    "RX2E7": (60, 2, 1, "Department of Psychiatry, Eastbourne DGH: adult acute wards for East Sussex"),
-    "RX250": (30, 1, 0, "Clayton Ward, Princess Royal Hospital, Haywards Heath"),
-    "RX298": (22, 0, 0, "Dove Ward, Crawley Hospital"),
+    "RX213": (80, 2, 1, "Mill View Hospital, Hove: adult acute wards serving Brighton and Hove"),
+    "RX2P0": (64, 2, 1, "Langley Green Hospital, Crawley: adult acute wards for north West Sussex"),
+    "RX277": (56, 1, 1, "Meadowfield, Worthing: adult acute wards for coastal West Sussex"),
+    "RX2E7": (56, 2, 1, "Department of Psychiatry, Eastbourne DGH: adult acute wards for East Sussex"),
+    "RX250": (24, 1, 0, "Clayton Ward, Princess Royal Hospital, Haywards Heath"),
+    "RX298": (20, 0, 0, "Dove Ward, Crawley Hospital"),
     "RX2X4": (0, 0, 0, "Chalkhill, Haywards Heath: children's unit, no adult beds; kept as a possible team base"),
 }
 TODAY_CRISIS_HOUSE = 6  # places at the candidate nearest Brighton's centre (illustrative)
@@ -73,9 +75,10 @@ def main(argv: list[str] | None = None) -> None:
             "site_id": sid, "name": str(s["name"]), "x_m": float(s.x), "y_m": float(s.y), "status": "existing",
             "services": services,
             "capacity": {"inpatient_beds": beds, "mobile_teams": teams, "place_of_safety_suites": suites},
-            "min_capacity": {"inpatient_beds": 10 if beds else 0},
+            "min_capacity": {"inpatient_beds": round(0.85 * beds)},
             "can_shrink": True, "can_close": False, "illustrative": True,
-            "note": f"{note}. Capacities are assumptions (20 adult acute beds per 100k split by catchment).",
+            "note": f"{note}. Capacities are assumptions (300 adult acute beds, 18 per 100k, split by catchment); "
+                    "beds may fall by at most 15% at a site.",
         })
 
     xy = lsoa[["centroid_x", "centroid_y"]].to_numpy(float)
@@ -106,12 +109,12 @@ def main(argv: list[str] | None = None) -> None:
         "description": (
             "Demo scenario for NHS Sussex ICB (E54000053): 995 LSOAs, 1,659,921 people (mid-2015). Existing "
             "sites from the 2014 NHS mental health hospital list with ASSUMED capacities; candidate sites are "
-            "illustrative town-centre locations. Budget: today's modelled spend plus GBP 4M a year."
+            "illustrative town-centre locations. Revenue budget GBP 60M a year: about GBP 4M above the modelled cost of today's services."
         ),
         "footprint": {"icb": ICB},
         "sites": out_sites,
-        "hub": {"night": 4, "day": 7, "evening": 7},
-        "budget": {"revenue_gbp_per_year": None, "capital_gbp": 5_000_000},
+        "hub": {"night": 2, "day": 3, "evening": 3},
+        "budget": {"revenue_gbp_per_year": 60_000_000, "capital_gbp": 5_000_000},
         "objective": {"mode": "min_weighted"},
         "constraints": {"mobile_within_standard_share_min": 0.80, "hub_service_level_min": 0.80,
                         "crisis_house_travel_mins": 45, "crisis_house_population_share_min": 0.6,

@@ -100,7 +100,7 @@ def explain_infeasible(inst, goals, opts) -> list[str]:
     reasons = direct_checks(inst, goals)
     if reasons:
         return reasons
-    from pathways.optimise.model import SolverOptions, build_model
+    from pathways.optimise.model import SolverOptions, build_model, run_solver
 
     active = [k for k, (attr, off, _) in FAMILIES.items() if getattr(goals, attr) not in (off, None, {}, 0.0)]
     culprits = []
@@ -110,9 +110,7 @@ def explain_infeasible(inst, goals, opts) -> list[str]:
         attr, off, _ = FAMILIES[fam]
         relaxed = dataclasses.replace(goals, **{attr: off})
         built = build_model(inst, relaxed, quick)
-        built.solver.SetTimeLimit(int(quick.time_limit_s * 1000))
-        status = built.solver.Solve()
-        if status in (0, 1):  # OPTIMAL, FEASIBLE
+        if run_solver(built, quick, quick.time_limit_s).has_primal_feasible_solution():
             culprits.append(FAMILIES[fam][2])
     if culprits:
         others = [FAMILIES[f][2] for f in active if FAMILIES[f][2] not in culprits]

@@ -52,7 +52,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from ortools.linear_solver import pywraplp
+from datetime import timedelta
+
+from ortools.math_opt.python import mathopt
 
 from pathways import demand, queues
 from pathways.costs import unit_cost
@@ -77,10 +79,11 @@ class SolverOptions:
     workers: int = 0
     seed: int = 0
     gap: float = 0.005
-    backend: str = "SCIP"
+    backend: str = "HIGHS"
     nearest_sites: int = 6
+    area_groups: int = 200
     max_rounds: int = 12
-    tolerance: float = 1e-4
+    tolerance: float = 5e-4
     progress: Callable[[str, float], None] | None = field(default=None, compare=False, repr=False)
 
 
@@ -101,9 +104,49 @@ class Goals:
     workforce_caps: dict[str, float]
 
 
+class MipModel:
+    """A thin builder over OR-Tools MathOpt so the model code reads like the formulation."""
+
+    def __init__(self, name: str):
+        self.model = mathopt.Model(name=name)
+        self.values: dict = {}
+        self.n_constraints = 0
+
+    @staticmethod
+    def infinity() -> float:
+        return math.inf
+
+    def NumVar(self, lb: float, ub: float, name: str):  # noqa: N802 - mirrors OR-Tools naming
+        return self.model.add_variable(lb=lb, ub=ub, name=name)
+
+    def IntVar(self, lb: int, ub: int, name: str):  # noqa: N802
+        return self.model.add_integer_variable(lb=lb, ub=ub, name=name)
+
+    def BoolVar(self, name: str):  # noqa: N802
+        return self.model.add_binary_variable(name=name)
+
+    def Add(self, constraint) -> None:  # noqa: N802
+        self.model.add_linear_constraint(constraint)
+        self.n_constraints += 1
+
+    @staticmethod
+    def Sum(items):  # noqa: N802
+        return mathopt.fast_sum(list(items))
+
+    def Minimize(self, expr) -> None:  # noqa: N802
+        self.model.minimize(expr)
+
+    def value(self, expr) -> float:
+        if isinstance(expr, (int, float)):
+            return float(expr)
+        if isinstance(expr, mathopt.Variable):
+            return float(self.values[expr])
+        return float(mathopt.evaluate_expression(expr, self.values))
+
+
 @dataclass
 class Built:
-    solver: pywraplp.Solver
+    solver: MipModel
     v: dict
     cut_keys: dict
     data: dict
@@ -200,18 +243,56 @@ def _floor(x: float) -> float:
 # ----------------------------------------------------------------------------- build
 
 
+def area_groups(inst: Instance, n_groups: int, seed: int = 0) -> np.ndarray:
+    """Group areas for the allocation variables: k-means on location within each IMD quintile.
+
+    Grouping is exact for the model, not an approximation: a group's share to a site is
+    given to every area in it, and arrivals, travel burden and coverage are sums over
+    areas, computed from each area's own demand and travel time.
+    """
+    n = inst.n_areas
+    if n_groups <= 0 or n_groups >= n:
+        return np.arange(n)
+    from scipy.cluster.vq import kmeans2
+
+    labels = np.zeros(n, dtype=int)
+    xy = inst.areas[["x", "y"]].to_numpy(float)
+    quint = inst.quintile
+    rural = inst.rural
+    nxt = 0
+    for key in sorted({(int(q), bool(r)) for q, r in zip(quint, rural, strict=True)}):
+        idx = np.flatnonzero((quint == key[0]) & (rural == key[1]))
+        k = max(1, int(round(n_groups * len(idx) / n)))
+        if k >= len(idx):
+            lab = np.arange(len(idx))
+        else:
+            _, lab = kmeans2(xy[idx], k, seed=np.random.default_rng(seed), minit="++")
+        _, lab = np.unique(lab, return_inverse=True)
+        labels[idx] = nxt + lab
+        nxt += int(lab.max()) + 1
+    return labels
+
+
 def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     """Create the MILP (1)-(12) with initial tangents."""
     sc = inst.scenario
     q = sc.queues
-    solver = pywraplp.Solver.CreateSolver(opts.backend)
-    if solver is None:
-        raise RuntimeError(f"OR-Tools backend {opts.backend} is not available")
+    solver = MipModel(f"crisis-capacity-{sc.name}")
     inf = solver.infinity()
-    n, m_sites = inst.travel_mins.shape
-    t = inst.travel_mins
-    R = inst.crisis_house_referrals
-    M = inst.mobile_episodes
+    n_areas, m_sites = inst.travel_mins.shape
+    t_area = inst.travel_mins
+    # groups of areas carry the allocation variables (exact: see area_groups)
+    labels = area_groups(inst, opts.area_groups, opts.seed)
+    n = int(labels.max()) + 1
+    onehot = np.zeros((n, n_areas))
+    onehot[labels, np.arange(n_areas)] = 1.0
+    R = onehot @ inst.crisis_house_referrals
+    M = onehot @ inst.mobile_episodes
+    e_area = inst.episodes
+    e_grp = onehot @ e_area
+    t = (onehot * e_area[None, :]) @ t_area / np.maximum(e_grp, 1e-12)[:, None]  # demand-weighted minutes
+    reach_area = t_area <= sc.pathway.crisis_house_max_travel_mins
+    reach_all = (onehot @ (~reach_area).astype(float)) == 0  # every area in the group within reach
     cf = inst.coeffs
     v: dict = {"x": {}, "vv": {}, "z": {}, "lamk": {}, "betak": {}, "y": {}, "muk": {}, "Wk": {},
                "w": {}, "Ac": {}, "Pc": {}, "beds": {}, "open_bed": {}, "hub": {}, "pos": {}}
@@ -219,7 +300,7 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
 
     # (1)-(4) crisis houses
     ch_cur, ch_lo, ch_hi, ch_must, ch_host = site_bounds(inst, "crisis_house")
-    reach = t <= sc.pathway.crisis_house_max_travel_mins
+    reach = reach_all
     ch_sites = np.flatnonzero(ch_host)
     data["ch_pairs"] = pairs = []
     for i in range(n):
@@ -255,6 +336,10 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
             beta_terms.append(bk)
         solver.Add(solver.Sum(zs) == 1)  # (1)
         solver.Add(solver.Sum(lam_parts) == lam_expr[j])  # (3)
+        if (j, 0) in v["z"]:
+            for (i, jj) in pairs:
+                if jj == j:
+                    solver.Add(v["x"][i, j] <= 1 - v["z"][j, 0])  # (2) strong link: only open houses serve
         lam_terms.append(lam_expr[j])
     data["lam_max"] = lam_max
     v["ch_places"] = {
@@ -314,8 +399,11 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     data["profile"] = profile
     mu_max_per_team = q.mobile_max_utilisation * 365.0 / (q.mobile_service_hours * profile.max())
     standard = np.where(inst.rural, q.mobile_standard_rural_mins, q.mobile_standard_urban_mins)
-    cov = (t + q.mobile_dispatch_mins) <= standard[:, None]
+    cov_area = (t_area + q.mobile_dispatch_mins) <= standard[:, None]
+    m_area = inst.mobile_episodes
+    cov = (onehot * m_area[None, :]) @ cov_area.astype(float) / np.maximum(M, 1e-12)[:, None]  # covered share
     data["cov"] = cov
+    data["labels"] = labels
     data["mob_pairs"] = mpairs = []
     for i in range(n):
         cand = sorted(mob_sites, key=lambda j: t[i, j])[: opts.nearest_sites]
@@ -345,10 +433,14 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
             W_terms.append(W)
         solver.Add(solver.Sum(ys) == 1)  # (8)
         solver.Add(solver.Sum(mus) == mu_expr[j])  # (8)
+        if (j, 0) in v["y"]:
+            for (i, jj) in mpairs:
+                if jj == j:
+                    solver.Add(v["vv"][i, j] <= 1 - v["y"][j, 0])  # (8) strong link: only open bases serve
     data["mu_cap"] = {j: float(sum(M[i] for (i, jj) in mpairs if jj == j)) for j in mob_sites}
     data["mu_max_per_team"] = mu_max_per_team
     v["teams"] = {j: solver.Sum([mm * v["y"][j, mm] for (jj, mm) in v["y"] if jj == j]) for j in mob_sites}
-    covered = solver.Sum([M[i] * v["vv"][i, j] for (i, j) in mpairs if cov[i, j]])
+    covered = solver.Sum([M[i] * cov[i, j] * v["vv"][i, j] for (i, j) in mpairs if cov[i, j] > 0])
     if goals.mobile_within_min > 0:
         solver.Add(covered - solver.Sum(W_terms) >= goals.mobile_within_min * float(M.sum()))  # (9)
     v["covered"] = covered
@@ -420,8 +512,8 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     pop = inst.areas["pop_total"].to_numpy(float)
     if goals.ch_travel_mins is not None and goals.ch_pop_share_min is not None:
         cover_vars = []
-        for i in range(n):
-            near = [j for j in ch_sites if t[i, j] <= goals.ch_travel_mins]
+        for i in range(n_areas):
+            near = [j for j in ch_sites if t_area[i, j] <= goals.ch_travel_mins]
             if not near:
                 continue
             ai = solver.NumVar(0.0, 1.0, f"chcov_{i}")
@@ -429,7 +521,7 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
             cover_vars.append(pop[i] * ai)
         solver.Add(solver.Sum(cover_vars) >= goals.ch_pop_share_min * float(pop.sum()))  # (11)
     if goals.equity_gap is not None:
-        q1 = inst.quintile == 1
+        q1 = (onehot @ (inst.quintile == 1).astype(float)) > 0.5  # groups never mix quintiles
         if q1.any():
             R1, Rt = float(R[q1].sum()), float(R.sum())
             acc1 = solver.Sum([R[i] * v["x"][i, j] for (i, j) in pairs if q1[i]])
@@ -437,7 +529,7 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
             if R1 > 0 and Rt > 0:
                 solver.Add(acc1 * (1.0 / R1) >= acc * (1.0 / Rt) - goals.equity_gap)  # (11)
             M1, Mt = float(M[q1].sum()), float(M.sum())
-            cov1 = solver.Sum([M[i] * v["vv"][i, j] for (i, j) in mpairs if q1[i] and cov[i, j]])
+            cov1 = solver.Sum([M[i] * cov[i, j] * v["vv"][i, j] for (i, j) in mpairs if q1[i] and cov[i, j] > 0])
             if M1 > 0 and Mt > 0:
                 solver.Add(cov1 * (1.0 / M1) >= covered * (1.0 / Mt) - goals.equity_gap)  # (11)
 
@@ -486,6 +578,21 @@ def _grid(hi: float, servers: int, scale: float) -> list[float]:
     return sorted(pts)
 
 
+def _add_tangent(solver, out, on, x, val: float, der: float, at: float) -> bool:
+    """out >= (f(at) - f'(at) at) on + f'(at) x: the tangent's perspective (4), (7), (8).
+
+    Tangents whose coefficients are negligible add nothing (out >= 0 already holds)
+    and only hurt the solver's numerics, so they are skipped.
+    """
+    intercept = val - der * at
+    if der < 1e-9 and abs(intercept) < 1e-6:
+        return False
+    if abs(intercept) < 1e-9:
+        intercept = 0.0
+    solver.Add(out >= intercept * on + der * x)
+    return True
+
+
 def add_ch_cut(inst: Instance, built: Built, j: int, k: int, lam: float) -> bool:
     key = (j, k, round(lam, 6))
     if key in built.cut_keys["ch"] or k == 0:
@@ -493,8 +600,7 @@ def add_ch_cut(inst: Instance, built: Built, j: int, k: int, lam: float) -> bool
     built.cut_keys["ch"].add(key)
     val, der = f_ch(lam, k, inst.scenario.queues.crisis_house_los_days)
     z, lk, bk = built.v["z"][j, k], built.v["lamk"][j, k], built.v["betak"][j, k]
-    built.solver.Add(bk >= (val - der * lam) * z + der * lk)
-    return True
+    return _add_tangent(built.solver, bk, z, lk, val, der, lam)
 
 
 def add_bed_cut(inst: Instance, built: Built, c: int, adm: float) -> bool:
@@ -505,8 +611,7 @@ def add_bed_cut(inst: Instance, built: Built, c: int, adm: float) -> bool:
     q = inst.scenario.queues
     val, der = g_beds(adm, c, q.inpatient_los_days, q.inpatient_peakedness)
     w, Ac, Pc = built.v["w"][c], built.v["Ac"][c], built.v["Pc"][c]
-    built.solver.Add(Pc >= (val - der * adm) * w + der * Ac)
-    return True
+    return _add_tangent(built.solver, Pc, w, Ac, val, der, adm)
 
 
 def add_mob_cut(inst: Instance, built: Built, j: int, mm: int, mu: float) -> bool:
@@ -517,8 +622,7 @@ def add_mob_cut(inst: Instance, built: Built, j: int, mm: int, mu: float) -> boo
     q = inst.scenario.queues
     val, der = h_mobile(mu, mm, built.data["profile"], q.mobile_service_hours)
     y, mu_v, W = built.v["y"][j, mm], built.v["muk"][j, mm], built.v["Wk"][j, mm]
-    built.solver.Add(W >= (val - der * mu) * y + der * mu_v)
-    return True
+    return _add_tangent(built.solver, W, y, mu_v, val, der, mu)
 
 
 def add_initial_cuts(inst: Instance, built: Built) -> None:
@@ -530,94 +634,112 @@ def add_initial_cuts(inst: Instance, built: Built) -> None:
             add_ch_cut(inst, built, j, k, lam)
     A_lo, A_hi = built.data["A_range"]
     for c in built.v["w"]:
-        for adm in np.linspace(A_lo, A_hi, 5):
+        for adm in np.linspace(A_lo, A_hi, 16):
             add_bed_cut(inst, built, c, float(adm))
-        if c == 0:
-            continue
     for (j, mm) in list(built.v["y"]):
         if mm == 0:
             continue
         hi = min(built.data["mu_cap"][j], mm * built.data["mu_max_per_team"])
-        for mu in np.linspace(0, hi, 6):
+        for mu in np.linspace(0, hi, 10):
             add_mob_cut(inst, built, j, mm, float(mu))
 
 
 # ----------------------------------------------------------------------------- solve
 
 
-def _chosen(var_map: dict, j: int) -> int:
+def snapshot(built: Built) -> dict:
+    """Solution values of the queueing variables, read before the model is changed again."""
+    v, val = built.v, built.solver.values
+    return {key: {k: float(val[var]) for k, var in v[key].items()}
+            for key in ("z", "lamk", "betak", "w", "Ac", "Pc", "y", "muk", "Wk")}
+
+
+def _chosen(values: dict, j: int) -> int:
     best, val = None, -1.0
-    for (jj, k), var in var_map.items():
-        if jj == j and var.solution_value() > val:
-            best, val = k, var.solution_value()
+    for (jj, k), x in values.items():
+        if jj == j and x > val:
+            best, val = k, x
     return int(best)
 
 
-def refine(inst: Instance, built: Built, tol: float) -> int:
-    """Add tangents where the model under-estimates a queueing function (outer approximation)."""
-    v, q = built.v, inst.scenario.queues
-    added = 0
+def violations(inst: Instance, built: Built, snap: dict, tol: float) -> list[tuple]:
+    """Where the model under-estimates a queueing function at its solution (outer approximation)."""
+    q = inst.scenario.queues
+    out = []
     for j in built.data["ch_sites"]:
-        k = _chosen(v["z"], j)
-        lam = v["lamk"][j, k].solution_value()
+        k = _chosen(snap["z"], j)
+        lam = snap["lamk"][j, k]
         if k == 0 or lam <= 1e-9:
             continue
         true, _ = f_ch(lam, k, q.crisis_house_los_days)
-        if true - v["betak"][j, k].solution_value() > tol * max(1.0, true):
-            added += add_ch_cut(inst, built, j, k, lam)
-    c = max(v["w"], key=lambda cc: v["w"][cc].solution_value())
-    adm = v["Ac"][c].solution_value()
+        if true - snap["betak"][j, k] > tol * max(1.0, true):
+            out.append(("ch", j, k, lam))
+    c = max(snap["w"], key=lambda cc: snap["w"][cc])
+    adm = snap["Ac"][c]
     true, _ = g_beds(adm, c, q.inpatient_los_days, q.inpatient_peakedness)
-    if true - v["Pc"][c].solution_value() > tol * max(1.0, true):
-        added += add_bed_cut(inst, built, c, adm)
+    if true - snap["Pc"][c] > tol * max(1.0, true):
+        out.append(("bed", c, adm))
     for j in built.data["mob_sites"]:
-        mm = _chosen(v["y"], j)
-        mu = v["muk"][j, mm].solution_value()
+        mm = _chosen(snap["y"], j)
+        mu = snap["muk"][j, mm]
         if mm == 0 or mu <= 1e-9:
             continue
         true, _ = h_mobile(mu, mm, built.data["profile"], q.mobile_service_hours)
-        if true - v["Wk"][j, mm].solution_value() > tol * max(1.0, true):
-            added += add_mob_cut(inst, built, j, mm, mu)
+        if true - snap["Wk"][j, mm] > tol * max(1.0, true):
+            out.append(("mob", j, mm, mu))
+    return out
+
+
+def refine(inst: Instance, built: Built, snap: dict, tol: float) -> int:
+    """Add a tangent at every under-estimated point; returns how many were added."""
+    added = 0
+    for viol in violations(inst, built, snap, tol):
+        if viol[0] == "ch":
+            added += add_ch_cut(inst, built, *viol[1:])
+        elif viol[0] == "bed":
+            added += add_bed_cut(inst, built, *viol[1:])
+        else:
+            added += add_mob_cut(inst, built, *viol[1:])
     return added
 
 
-def extract_plan(inst: Instance, built: Built, name: str) -> Plan:
+def extract_plan(inst: Instance, built: Built, name: str, snap: dict) -> Plan:
     v = built.v
     sc = inst.scenario
     caps = {sid: dict.fromkeys(SERVICES, 0) for sid in inst.site_ids}
     for j in built.data["ch_sites"]:
-        caps[inst.site_ids[j]]["crisis_house"] = _chosen(v["z"], j)
+        caps[inst.site_ids[j]]["crisis_house"] = _chosen(snap["z"], j)
     for j in built.data["bed_sites"]:
-        caps[inst.site_ids[j]]["inpatient"] = int(round(v["beds"][j].solution_value()))
+        caps[inst.site_ids[j]]["inpatient"] = int(round(built.solver.value(v["beds"][j])))
     for j in built.data["mob_sites"]:
-        caps[inst.site_ids[j]]["mobile_team"] = _chosen(v["y"], j)
+        caps[inst.site_ids[j]]["mobile_team"] = _chosen(snap["y"], j)
     for sid in inst.site_ids:
         caps[sid]["place_of_safety"] = sc.site(sid).capacity.place_of_safety_suites
-    hub = {s: max(range(MAX_HUB_HANDLERS + 1), key=lambda h, s=s: v["hub"][s, h].solution_value()) for s in SHIFTS}
+    hub = {s: max(range(MAX_HUB_HANDLERS + 1), key=lambda h, s=s: built.solver.value(v["hub"][s, h])) for s in SHIFTS}
     sites = tuple(
         SitePlan(site_id=sid, capacity=Capacity(**{f: caps[sid][svc] for svc, f in _FIELDS.items()}))
         for sid in inst.site_ids
     )
     codes = inst.areas.index
+    members: dict[int, list[int]] = {}
+    for a, g in enumerate(built.data["labels"]):
+        members.setdefault(int(g), []).append(a)
     alloc = []
-    for (i, j), var in v["x"].items():
-        val = var.solution_value()
-        if val > 1e-7:
-            alloc.append(AllocationShare(service="crisis_house", area_code=codes[i], site_id=inst.site_ids[j],
-                                         share=min(1.0, round(val, 9))))
-    for (i, j), var in v["vv"].items():
-        val = var.solution_value()
-        if val > 1e-7:
-            alloc.append(AllocationShare(service="mobile_team", area_code=codes[i], site_id=inst.site_ids[j],
-                                         share=min(1.0, round(val, 9))))
+    for service, key in (("crisis_house", "x"), ("mobile_team", "vv")):
+        for (g, j), var in v[key].items():
+            val = min(1.0, max(0.0, built.solver.value(var)))
+            if val > 1e-9:
+                alloc.extend(AllocationShare(service=service, area_code=codes[a], site_id=inst.site_ids[j], share=val)
+                             for a in members[g])
     q = sc.queues
+    val = built.solver.value
     predicted = {
-        "admissions_per_year": v["A"].solution_value(),
-        "oap_placements_per_year": v["P"].solution_value(),
-        "oap_bed_days_per_year": v["P"].solution_value() * q.oap_los_days,
-        "total_cost_gbp_per_year": v["revenue"].solution_value(),
-        "travel_burden_hours_per_year": v["travel_hours"].solution_value(),
-        "objective": v["objective_expr"].solution_value(),
+        "admissions_per_year": val(v["A"]),
+        "oap_placements_per_year": val(v["P"]),
+        "oap_bed_days_per_year": val(v["P"]) * q.oap_los_days,
+        "total_cost_gbp_per_year": val(v["revenue"]),
+        "travel_burden_hours_per_year": val(v["travel_hours"]),
+        "objective": val(v["objective_expr"]),
     }
     return Plan(name=name, sites=sites, hub=HubCapacity(**hub), allocation=tuple(alloc), predicted=predicted)
 
@@ -630,7 +752,7 @@ _FIELDS = {
 }
 
 
-def set_hint(inst: Instance, built: Built, plan: Plan) -> None:
+def hint_values(inst: Instance, built: Built, plan: Plan) -> dict:
     """Warm start from a plan (capacities only)."""
     v = built.v
     vars_, vals = [], []
@@ -653,17 +775,38 @@ def set_hint(inst: Instance, built: Built, plan: Plan) -> None:
     for (s, h), qv in v["hub"].items():
         vars_.append(qv)
         vals.append(1.0 if plan.hub.of(s) == h else 0.0)
-    built.solver.SetHint(vars_, vals)
+    return dict(zip(vars_, vals, strict=True))
 
 
-STATUS = {
-    pywraplp.Solver.OPTIMAL: "OPTIMAL",
-    pywraplp.Solver.FEASIBLE: "FEASIBLE",
-    pywraplp.Solver.INFEASIBLE: "INFEASIBLE",
-    pywraplp.Solver.UNBOUNDED: "UNBOUNDED",
-    pywraplp.Solver.ABNORMAL: "ABNORMAL",
-    pywraplp.Solver.NOT_SOLVED: "NOT_SOLVED",
-}
+SOLVERS = {"HIGHS": mathopt.SolverType.HIGHS, "SCIP": mathopt.SolverType.GSCIP}
+
+
+def fix_integers(built: Built) -> None:
+    """Fix every integer variable at its incumbent value (what remains is an LP)."""
+    for var in built.solver.model.variables():
+        if var.integer:
+            val = round(float(built.solver.values[var]))
+            var.lower_bound = val
+            var.upper_bound = val
+
+
+def run_solver(built: Built, opts: SolverOptions, seconds: float, hint: dict | None = None):
+    """One MathOpt solve; stores the incumbent's values on the model."""
+    params = mathopt.SolveParameters(
+        time_limit=timedelta(seconds=max(seconds, 0.1)),
+        relative_gap_tolerance=opts.gap,
+        random_seed=opts.seed,
+        enable_output=log.isEnabledFor(logging.DEBUG),
+    )
+    if opts.workers:
+        params.threads = opts.workers
+    model_params = None
+    if hint:
+        model_params = mathopt.ModelSolveParameters(solution_hints=[mathopt.SolutionHint(variable_values=hint)])
+    result = mathopt.solve(built.solver.model, SOLVERS[opts.backend], params=params, model_params=model_params)
+    if result.has_primal_feasible_solution():
+        built.solver.values = result.variable_values()
+    return result
 
 
 def solve(inst: Instance, goals: Goals, opts: SolverOptions, hint: Plan | None = None, name: str = "optimised") -> Plan:
@@ -672,64 +815,70 @@ def solve(inst: Instance, goals: Goals, opts: SolverOptions, hint: Plan | None =
     report = opts.progress or (lambda msg, frac: None)
     report("building model", 0.02)
     built = build_model(inst, goals, opts)
-    solver = built.solver
-    if opts.workers:
-        solver.SetNumThreads(opts.workers)
-    params = pywraplp.MPSolverParameters()
-    params.SetDoubleParam(pywraplp.MPSolverParameters.RELATIVE_MIP_GAP, opts.gap)
-    if opts.backend == "SCIP":
-        solver.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {opts.seed}\n")
-    status, rounds = None, 0
+    reason, rounds, exact = None, 0, False
     plan = None
+    obj = bound = float("nan")
+    optimal = False
+    hint_vals = hint_values(inst, built, hint) if hint is not None else None
+    # Branch and bound gets most of the time; the rest polishes the queueing estimates
+    # with the integer decisions fixed (an LP, fast), so the plan is exact when returned.
+    reserve = min(0.2 * opts.time_limit_s, 15.0)
     for rounds in range(1, opts.max_rounds + 1):
-        remaining = opts.time_limit_s - (time.perf_counter() - start)
+        remaining = opts.time_limit_s - reserve - (time.perf_counter() - start)
         if remaining <= 0.5:
             break
-        solver.SetTimeLimit(int(remaining * 1000))
-        if hint is not None:
-            set_hint(inst, built, hint)
         report(f"solving (round {rounds})", min(0.9, 0.05 + 0.85 * (1 - remaining / opts.time_limit_s)))
-        status = solver.Solve(params)
-        if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        result = run_solver(built, opts, remaining, hint_vals)
+        reason = result.termination.reason
+        log.debug("termination %s", result.termination)
+        if not result.has_primal_feasible_solution():
             break
-        plan = extract_plan(inst, built, name)
-        hint = plan
-        added = refine(inst, built, opts.tolerance)
-        log.info("round %d: objective %.2f, %d tangents added", rounds, solver.Objective().Value(), added)
-        if added == 0:
+        snap = snapshot(built)
+        plan = extract_plan(inst, built, name, snap)
+        obj = result.objective_value()
+        bound = result.termination.objective_bounds.dual_bound
+        optimal = reason == mathopt.TerminationReason.OPTIMAL
+        hint_vals = dict(built.solver.values)
+        viol = violations(inst, built, snap, opts.tolerance)
+        exact = not viol
+        log.info("round %d: objective %.2f bound %.2f, exact=%s (%.1f s)", rounds, obj, bound, exact,
+                 time.perf_counter() - start)
+        log.debug("violations: %s", viol)
+        if exact:
             break
+        refine(inst, built, snap, opts.tolerance)
+    if plan is not None and not exact:
+        report("refining queueing estimates", 0.92)
+        fix_integers(built)
+        for extra in range(1, 40):
+            result = run_solver(built, opts, max(1.0, opts.time_limit_s - (time.perf_counter() - start)))
+            if not result.has_primal_feasible_solution():
+                break
+            snap = snapshot(built)
+            plan = extract_plan(inst, built, name, snap)
+            obj = result.objective_value()
+            viol = violations(inst, built, snap, opts.tolerance)
+            exact = not viol
+            log.info("polish %d: objective %.2f, exact=%s (%.1f s)", extra, obj, exact, time.perf_counter() - start)
+            if exact:
+                break
+            refine(inst, built, snap, opts.tolerance)
+        optimal = optimal and exact
+        bound = min(bound, obj)
     seconds = time.perf_counter() - start
     if plan is None:
-        if status == pywraplp.Solver.INFEASIBLE:
+        if reason in (mathopt.TerminationReason.INFEASIBLE, mathopt.TerminationReason.INFEASIBLE_OR_UNBOUNDED):
             from pathways.optimise.diagnose import explain_infeasible
 
             raise InfeasibleError(explain_infeasible(inst, goals, opts))
         raise InfeasibleError([f"no plan was found within the time limit of {opts.time_limit_s:.0f} s "
-                               f"(solver status {STATUS.get(status, status)}); allow more time"])
-    obj = solver.Objective().Value()
-    bound = solver.Objective().BestBound()
-    gap = abs(obj - bound) / max(abs(obj), 1e-9)
-    exact = refine_check(inst, built, opts.tolerance)
-    st = "OPTIMAL" if status == pywraplp.Solver.OPTIMAL and exact else "FEASIBLE"
-    if st == "OPTIMAL" and gap > opts.gap + 1e-9:
-        st = "FEASIBLE"
+                               f"({reason.name if reason else 'not started'}); allow more time"])
+    gap = abs(obj - bound) / max(abs(obj), 1e-9) if math.isfinite(bound) else float("inf")
+    st = "OPTIMAL" if optimal and exact and gap <= opts.gap + 1e-9 else "FEASIBLE"
     msg = "" if exact else "time ran out before every queueing estimate was refined"
     return plan.model_copy(update={"solver": SolverReport(
         status=st, objective=obj, best_bound=bound, gap=gap, seconds=seconds,
-        solver=f"OR-Tools {opts.backend}", iterations=rounds, message=msg)})
-
-
-def refine_check(inst: Instance, built: Built, tol: float) -> bool:
-    """True when the incumbent's queueing estimates are exact (no tangent would be added)."""
-    v, q = built.v, inst.scenario.queues
-    for j in built.data["ch_sites"]:
-        k = _chosen(v["z"], j)
-        lam = v["lamk"][j, k].solution_value()
-        if k and lam > 1e-9 and f_ch(lam, k, q.crisis_house_los_days)[0] - v["betak"][j, k].solution_value() > tol * max(1.0, lam):
-            return False
-    c = max(v["w"], key=lambda cc: v["w"][cc].solution_value())
-    adm = v["Ac"][c].solution_value()
-    return not g_beds(adm, c, q.inpatient_los_days, q.inpatient_peakedness)[0] - v["Pc"][c].solution_value() > tol * max(1.0, adm)
+        solver=f"OR-Tools MathOpt {opts.backend}", iterations=rounds, message=msg)})
 
 
 def staff_groups() -> tuple[str, ...]:

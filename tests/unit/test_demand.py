@@ -21,13 +21,20 @@ def test_england_constants_match_bundled_table():
 
 def test_base_rate_is_per_100k_at_england_mix():
     p = DemandParams()
-    areas = pd.DataFrame({
-        "pop_total": [demand.ENGLAND_POP], "pop_0_15": [demand.ENGLAND_POP_0_15],
-        "pop_16_59": [demand.ENGLAND_POP_16_59], "pop_60_plus": [demand.ENGLAND_POP_60_PLUS], "imd_decile": [5.5],
-    })
+    areas = pd.DataFrame(
+        {
+            "pop_total": [demand.ENGLAND_POP],
+            "pop_0_15": [demand.ENGLAND_POP_0_15],
+            "pop_16_59": [demand.ENGLAND_POP_16_59],
+            "pop_60_plus": [demand.ENGLAND_POP_60_PLUS],
+            "imd_decile": [5.5],
+        }
+    )
     eps = demand.episodes_per_year(areas, p)
     # decile 5.5 is the geometric middle of the gradient; normalisation is over deciles
-    assert eps[0] == pytest.approx(p.episodes_per_100k_per_year * demand.ENGLAND_POP / 1e5, rel=0.15)
+    assert eps[0] == pytest.approx(
+        p.episodes_per_100k_per_year * demand.ENGLAND_POP / 1e5, rel=0.15
+    )
     assert demand.weighted_population(areas, p)[0] == pytest.approx(demand.ENGLAND_POP)
 
 
@@ -40,8 +47,15 @@ def test_deprivation_gradient_ratio_and_mean():
 
 
 def test_growth_scales_everything_linearly():
-    areas = pd.DataFrame({"pop_total": [1000, 2000], "pop_0_15": [200, 400], "pop_16_59": [600, 1200],
-                          "pop_60_plus": [200, 400], "imd_decile": [1, 10]})
+    areas = pd.DataFrame(
+        {
+            "pop_total": [1000, 2000],
+            "pop_0_15": [200, 400],
+            "pop_16_59": [600, 1200],
+            "pop_60_plus": [200, 400],
+            "imd_decile": [1, 10],
+        }
+    )
     a = demand.episodes_per_year(areas, DemandParams())
     b = demand.episodes_per_year(areas, DemandParams(growth_factor=1.3))
     np.testing.assert_allclose(b, 1.3 * a)
@@ -50,6 +64,13 @@ def test_growth_scales_everything_linearly():
 
 
 def test_missing_age_bands_fall_back_to_total():
-    areas = pd.DataFrame({"pop_total": [1000.0], "pop_0_15": [np.nan], "pop_16_59": [np.nan],
-                          "pop_60_plus": [np.nan], "imd_decile": [3]})
+    areas = pd.DataFrame(
+        {
+            "pop_total": [1000.0],
+            "pop_0_15": [np.nan],
+            "pop_16_59": [np.nan],
+            "pop_60_plus": [np.nan],
+            "imd_decile": [3],
+        }
+    )
     assert demand.weighted_population(areas, DemandParams())[0] == 1000.0

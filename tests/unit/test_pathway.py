@@ -8,14 +8,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pathways.pathway import admission_share, coefficients, route
-from pathways.scenario import CRISIS_NOW_ROUTING, NHS_DEFAULT_ROUTING, ROUTING_TARGETS, PathwayParams
+from pathways.scenario import (
+    CRISIS_NOW_ROUTING,
+    NHS_DEFAULT_ROUTING,
+    ROUTING_TARGETS,
+    PathwayParams,
+)
 
 
 @st.composite
 def routings(draw):
     out = {}
     for node, targets in ROUTING_TARGETS.items():
-        raw = np.array(draw(st.lists(st.floats(0.0, 1.0), min_size=len(targets), max_size=len(targets))))
+        raw = np.array(
+            draw(st.lists(st.floats(0.0, 1.0), min_size=len(targets), max_size=len(targets)))
+        )
         if raw.sum() <= 1e-9:
             raw = np.ones(len(targets))
         shares = raw / raw.sum()
@@ -36,19 +43,33 @@ def routings(draw):
     oap=st.floats(0.0, 1.0),
 )
 def test_every_episode_ends_somewhere(routing, episodes, served, full_adm, oap):
-    params = PathwayParams(routing=routing, crisis_house_full_to_inpatient_share=full_adm, preset="custom")
+    params = PathwayParams(
+        routing=routing, crisis_house_full_to_inpatient_share=full_adm, preset="custom"
+    )
     e = np.array(episodes)
     f = route(e, params, served, oap)
     np.testing.assert_allclose(f.terminal_total(), e, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(f.crisis_house_served + f.crisis_house_turned_away, f.crisis_house_referrals,
-                               rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(f.admitted_local + f.admitted_out_of_area, f.admissions, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        f.crisis_house_served + f.crisis_house_turned_away,
+        f.crisis_house_referrals,
+        rtol=1e-9,
+        atol=1e-9,
+    )
+    np.testing.assert_allclose(
+        f.admitted_local + f.admitted_out_of_area, f.admissions, rtol=1e-9, atol=1e-9
+    )
     for arr in (f.resolved, f.home_treatment, f.admitted_local, f.admitted_out_of_area):
         assert (arr >= -1e-9).all()
     # the linear coefficients used by the optimiser agree with the routed flows
     c = coefficients(params)
-    np.testing.assert_allclose(f.admissions.sum(), e.sum() * admission_share(params, served), rtol=1e-9, atol=1e-6)
-    assert c.to_crisis_house == pytest.approx(f.crisis_house_referrals.sum() / e.sum()) if e.sum() > 0 else True
+    np.testing.assert_allclose(
+        f.admissions.sum(), e.sum() * admission_share(params, served), rtol=1e-9, atol=1e-6
+    )
+    assert (
+        c.to_crisis_house == pytest.approx(f.crisis_house_referrals.sum() / e.sum())
+        if e.sum() > 0
+        else True
+    )
 
 
 def test_more_crisis_house_places_served_lowers_admissions_when_house_diverts():

@@ -27,8 +27,15 @@ def minimal() -> dict:
         "name": "test",
         "footprint": {"icb": "E54000053"},
         "sites": [
-            {"site_id": "A", "name": "Site A", "x_m": 530000, "y_m": 105000, "status": "existing",
-             "services": ["inpatient"], "capacity": {"inpatient_beds": 20}},
+            {
+                "site_id": "A",
+                "name": "Site A",
+                "x_m": 530000,
+                "y_m": 105000,
+                "status": "existing",
+                "services": ["inpatient"],
+                "capacity": {"inpatient_beds": 20},
+            },
         ],
     }
 
@@ -69,31 +76,72 @@ def test_minimal_round_trip(tmp_path):
         (lambda d: d.update(bogus=1), "bogus", "unknown field"),
         (lambda d: d.pop("name"), "name", "required field is missing"),
         (lambda d: d["footprint"].update(areas_file="x.geojson"), "footprint", "exactly one of"),
-        (lambda d: d["sites"][0]["capacity"].update(inpatient_beds=-3), "sites[0].capacity.inpatient_beds",
-         "greater than or equal to 0"),
-        (lambda d: d["sites"][0]["capacity"].update(inpatient_beds="lots"), "sites[0].capacity.inpatient_beds",
-         "valid integer"),
+        (
+            lambda d: d["sites"][0]["capacity"].update(inpatient_beds=-3),
+            "sites[0].capacity.inpatient_beds",
+            "greater than or equal to 0",
+        ),
+        (
+            lambda d: d["sites"][0]["capacity"].update(inpatient_beds="lots"),
+            "sites[0].capacity.inpatient_beds",
+            "valid integer",
+        ),
         (lambda d: d["sites"][0].update(services=["helipad"]), "sites[0].services[0]", "inpatient"),
-        (lambda d: d["sites"].append(dict(d["sites"][0])), "sites", "used by sites[0] and sites[1]"),
+        (
+            lambda d: d["sites"].append(dict(d["sites"][0])),
+            "sites",
+            "used by sites[0] and sites[1]",
+        ),
         (lambda d: d["sites"][0].update(services=[]), "sites[0]", "not in services"),
         (lambda d: d["sites"][0].update(x_m=-5), "sites[0].x_m", "greater than or equal to 0"),
         (lambda d: d.update(demand={"growth_factor": 0}), "demand.growth_factor", "greater than 0"),
-        (lambda d: d.update(demand={"hourly_profile": [1.0] * 23}), "demand.hourly_profile", "24 hourly values"),
-        (lambda d: d.update(pathway={"routing": {**CRISIS_NOW_ROUTING,
-                                                  "crisis_house": {"resolved": 0.5, "inpatient": 0.2}}}),
-         "pathway.routing", "sum to 0.7000"),
-        (lambda d: d.update(pathway={"routing": {**CRISIS_NOW_ROUTING,
-                                                  "mobile_team": {"resolved": 0.5, "moon": 0.5}}}),
-         "pathway.routing", "cannot reach"),
-        (lambda d: d.update(costs={"wte_per_unit": {"inpatient": {"pilots": 1.0}}}), "costs.wte_per_unit",
-         "unknown staff group"),
-        (lambda d: d.update(constraints={"mobile_within_standard_share_min": 1.5}),
-         "constraints.mobile_within_standard_share_min", "less than or equal to 1"),
-        (lambda d: d.update(constraints={"workforce_caps_wte": {"wizards": 3}}), "constraints.workforce_caps_wte",
-         "unknown staff group"),
+        (
+            lambda d: d.update(demand={"hourly_profile": [1.0] * 23}),
+            "demand.hourly_profile",
+            "24 hourly values",
+        ),
+        (
+            lambda d: d.update(
+                pathway={
+                    "routing": {
+                        **CRISIS_NOW_ROUTING,
+                        "crisis_house": {"resolved": 0.5, "inpatient": 0.2},
+                    }
+                }
+            ),
+            "pathway.routing",
+            "sum to 0.7000",
+        ),
+        (
+            lambda d: d.update(
+                pathway={
+                    "routing": {**CRISIS_NOW_ROUTING, "mobile_team": {"resolved": 0.5, "moon": 0.5}}
+                }
+            ),
+            "pathway.routing",
+            "cannot reach",
+        ),
+        (
+            lambda d: d.update(costs={"wte_per_unit": {"inpatient": {"pilots": 1.0}}}),
+            "costs.wte_per_unit",
+            "unknown staff group",
+        ),
+        (
+            lambda d: d.update(constraints={"mobile_within_standard_share_min": 1.5}),
+            "constraints.mobile_within_standard_share_min",
+            "less than or equal to 1",
+        ),
+        (
+            lambda d: d.update(constraints={"workforce_caps_wte": {"wizards": 3}}),
+            "constraints.workforce_caps_wte",
+            "unknown staff group",
+        ),
         (lambda d: d.update(objective={"mode": "maximise_fun"}), "objective.mode", "min_weighted"),
-        (lambda d: d.update(budget={"revenue_gbp_per_year": -1}), "budget.revenue_gbp_per_year",
-         "greater than or equal to 0"),
+        (
+            lambda d: d.update(budget={"revenue_gbp_per_year": -1}),
+            "budget.revenue_gbp_per_year",
+            "greater than or equal to 0",
+        ),
     ],
 )
 def test_bad_scenarios_name_path_line_and_expectation(tmp_path, mutate, path, words):
