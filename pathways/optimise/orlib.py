@@ -19,6 +19,7 @@ mail", J. Opl Res. Soc. 41(11) (1990) 1069-1072.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -425,7 +426,7 @@ def read_pmed(path: str | Path) -> PMedianInstance:
     if not rows:
         raise InputError(Problem(src, None, None, "file is empty; expected 'n_vertices n_edges p'"))
 
-    def ints(line_no: int, parts: list[str], names: Sequence[str]) -> list[int]:
+    def numbers(line_no: int, parts: list[str], names: Sequence[str]) -> list[float]:
         if len(parts) != len(names):
             raise InputError(
                 Problem(
@@ -441,12 +442,19 @@ def read_pmed(path: str | Path) -> PMedianInstance:
                 value = float(tok)
             except ValueError:
                 value = math.nan
-            if not math.isfinite(value) or value != int(value):
-                raise InputError(
-                    Problem(src, line_no, name, f"expected a whole number, found {tok!r}")
-                )
-            out.append(int(value))
+            if not math.isfinite(value):
+                raise InputError(Problem(src, line_no, name, f"expected a number, found {tok!r}"))
+            out.append(value)
         return out
+
+    def ints(line_no: int, parts: list[str], names: Sequence[str]) -> list[int]:
+        values = numbers(line_no, parts, names)
+        for value, name in zip(values, names, strict=True):
+            if value != int(value):
+                raise InputError(
+                    Problem(src, line_no, name, f"expected a whole number, found {value:g}")
+                )
+        return [int(v) for v in values]
 
     head_line, head = rows[0]
     n, n_edges, p = ints(head_line, head, ("n_vertices", "n_edges", "p"))
@@ -463,14 +471,15 @@ def read_pmed(path: str | Path) -> PMedianInstance:
         )
     weights = np.full((n, n), np.inf)
     for line_no, parts in edges:
-        i, j, cost = ints(line_no, parts, ("i", "j", "cost"))
+        cost = numbers(line_no, parts, ("i", "j", "cost"))[2]
+        i, j = ints(line_no, parts[:2], ("i", "j"))
         for value, name in ((i, "i"), (j, "j")):
             if not 1 <= value <= n:
                 raise InputError(
                     Problem(src, line_no, name, f"vertex must be between 1 and {n}, found {value}")
                 )
         if cost < 0:
-            raise InputError(Problem(src, line_no, "cost", f"must be >= 0, found {cost}"))
+            raise InputError(Problem(src, line_no, "cost", f"must be >= 0, found {cost:g}"))
         # Plain assignment: a later line for the same edge replaces the earlier one.
         weights[i - 1, j - 1] = weights[j - 1, i - 1] = cost
     np.fill_diagonal(weights, 0.0)
@@ -851,7 +860,7 @@ def bench_orlib(
         res = solve_cflp(inst, time_limit_s=time_limit_s, threads=threads, solver=solver)
     else:
         res = solve_pmedian(inst, time_limit_s=time_limit_s, threads=threads, solver=solver)
-    res = OrlibResult(**{**res.__dict__, "instance": path.stem})
+    res = dataclasses.replace(res, instance=path.stem)
     logger.info(format_result(res))
     return res
 

@@ -285,10 +285,10 @@ def test_pmed_duplicate_edge_last_occurrence_counts(tmp_path: Path):
 def test_pmed_distances_are_shortest_paths(tmp_path: Path):
     f = tmp_path / "pmedsp.txt"
     # direct 1-3 edge is dearer than going round via 2; a zero-cost edge 3-4
-    f.write_text("4 4 2\n1 2 3\n2 3 4\n1 3 10\n3 4 0\n")
+    f.write_text("4 4 2\n1 2 3\n2 3 4.5\n1 3 10\n3 4 0\n")
     d = read_pmed(f).distances
-    assert d[0, 2] == 7 and d[2, 0] == 7
-    assert d[2, 3] == 0 and d[0, 3] == 7
+    assert d[0, 2] == 7.5 and d[2, 0] == 7.5
+    assert d[2, 3] == 0 and d[0, 3] == 7.5
     assert np.array_equal(d, d.T)
     assert np.all(np.diag(d) == 0)
 
@@ -305,12 +305,22 @@ def test_pmed_bundled_matches_header():
         ("3 2 1\n1 2 5\n2 3\n", 3, None),
         ("3 2 1\n1 2 5\n2 4 1\n", 3, "j"),
         ("3 2 1\n1 2 5\n2 3 x\n", 3, "cost"),
+        ("3 2 1\n1 2 5\n2.5 3 1\n", 3, "i"),
         ("3 2 1\n1 2 -5\n2 3 1\n", 2, "cost"),
         ("3 3 1\n1 2 5\n2 3 1\n", 3, None),
         ("3 1 1\n1 2 5\n2 3 1\n", 3, None),
         ("3 2 4\n1 2 5\n2 3 1\n", 1, "p"),
     ],
-    ids=["short-line", "vertex-range", "not-a-number", "negative", "too-few", "too-many", "p>n"],
+    ids=[
+        "short-line",
+        "vertex-range",
+        "not-a-number",
+        "fractional-vertex",
+        "negative",
+        "too-few",
+        "too-many",
+        "p>n",
+    ],
 )
 def test_pmed_malformed_names_file_and_line(tmp_path: Path, text: str, row: int, field: str | None):
     f = tmp_path / "pmedbad.txt"
