@@ -798,7 +798,7 @@ def run_solver(built: Built, opts: SolverOptions, seconds: float, hint: dict | N
         random_seed=opts.seed,
         enable_output=log.isEnabledFor(logging.DEBUG),
     )
-    if opts.workers:
+    if opts.workers and opts.backend != "HIGHS":  # MathOpt's HiGHS takes no thread count (it runs one)
         params.threads = opts.workers
     model_params = None
     if hint:
