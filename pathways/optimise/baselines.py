@@ -184,12 +184,12 @@ def greedy_marginal(inst: Instance, budget_gbp: float, mobile_within_min: float 
         obj, cost, within = quick(cap)
 
     while True:
-        best = None
+        gains = []
         for s in DECIDED:
             _, _, hi, _, host = bounds[s]
             cands = np.flatnonzero(host & (cap[s] < hi))
             if s == "inpatient" and len(cands):
-                # beds are pooled: any site with room gives the same effect; try the fullest-today first
+                # beds are pooled: any site with room gives the same effect
                 cands = cands[:1]
             for j in cands:
                 cap[s][j] += 1
@@ -198,10 +198,29 @@ def greedy_marginal(inst: Instance, budget_gbp: float, mobile_within_min: float 
                 if c2 > budget_gbp and c2 > cost:
                     continue
                 gain = (obj - o2) / unit_cost(sc, s)
-                if gain > 1e-12 and (best is None or gain > best[0]):
-                    best = (gain, s, j)
-        if best is None:
+                if gain > 1e-12:
+                    gains.append((gain, s, int(j)))
+        if not gains:
             break
-        cap[best[1]][best[2]] += 1
+        gains.sort(reverse=True)
+        _, s_best, j_best = gains[0]
+        runner_up = gains[1][0] if len(gains) > 1 else 0.0
+        cap[s_best][j_best] += 1
         obj, cost, within = quick(cap)
+        # keep adding the same unit while it stays the best buy (saves re-scoring every candidate)
+        while True:
+            _, _, hi, _, host = bounds[s_best]
+            j = j_best if cap[s_best][j_best] < hi[j_best] else None
+            if j is None and s_best == "inpatient":
+                room = np.flatnonzero(host & (cap[s_best] < hi))
+                j = int(room[0]) if len(room) else None
+            if j is None:
+                break
+            cap[s_best][j] += 1
+            o2, c2, w2 = quick(cap)
+            gain = (obj - o2) / unit_cost(sc, s_best)
+            if gain < runner_up or gain <= 1e-12 or (c2 > budget_gbp and c2 > cost):
+                cap[s_best][j] -= 1
+                break
+            obj, cost, within = o2, c2, w2
     return plan_from_arrays(inst, cap, sc.hub, "greedy marginal")

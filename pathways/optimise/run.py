@@ -19,36 +19,46 @@ from pathways.scenario import SERVICES, Scenario, load_scenario, with_changes
 
 
 class Progress:
-    """A one-line progress indicator on stderr, refreshed while the solver works."""
+    """Progress on stderr while the solver works: a refreshed line on a terminal, else one line per step."""
 
     def __init__(self, quiet: bool = False):
-        self.quiet = quiet or not sys.stderr.isatty() and False
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
         self.msg, self.frac, self.start = "starting", 0.0, time.perf_counter()
+        self._printed = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def __call__(self, msg: str, frac: float) -> None:
         self.msg, self.frac = msg, frac
+        if not self.tty:
+            self._show()
 
-    def _line(self) -> str:
-        return f"\r[{time.perf_counter() - self.start:6.1f} s] {self.msg:<40}"
+    def _show(self) -> None:
+        if self.quiet:
+            return
+        line = f"[{time.perf_counter() - self.start:6.1f} s] {self.msg}"
+        if self.tty:
+            print(f"\r{line:<60}", end="", file=sys.stderr, flush=True)
+        elif self.msg != self._printed:
+            print(line, file=sys.stderr, flush=True)
+            self._printed = self.msg
 
     def _loop(self) -> None:
         while not self._stop.wait(1.0):
-            if not self.quiet:
-                print(self._line(), end="", file=sys.stderr, flush=True)
+            if self.tty:
+                self._show()
 
     def __enter__(self) -> Progress:
-        if not self.quiet:
-            print(self._line(), end="", file=sys.stderr, flush=True)
+        self._show()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        if not self.quiet:
-            print(self._line(), file=sys.stderr, flush=True)
+        if self.tty and not self.quiet:
+            print(file=sys.stderr)
 
 
 def _apply_overrides(scenario: Scenario, args) -> Scenario:
