@@ -96,7 +96,7 @@ RESULTS_FILE = "results.parquet"
 STORE_FILE = "runs.db"
 PLANS_DIR = "plans"
 
-ICB_SCENARIO_VERSION = "icb-demo-1"
+ICB_SCENARIO_VERSION = "icb-demo-2"
 """Bumped whenever :func:`make_icb_scenario` changes, so resumed batches re-run ICB cases."""
 
 # Evaluate cases take tens of milliseconds: send them in chunks so each process keeps
@@ -624,8 +624,8 @@ def _expand(spec: BatchSpec) -> _Expanded:
     plan_key = _hash(plan.model_dump(mode="json")) if plan is not None else None
     dv = data_version()
     cases = []
-    for (f_i, footprint), (g_i, point), (s_i, sample) in itertools.product(
-        enumerate(footprints), enumerate(grid_points), enumerate(samples)
+    for footprint, point, (s_i, sample) in itertools.product(
+        footprints, grid_points, enumerate(samples)
     ):
         index = len(cases)
         changes = dict(point)
@@ -647,7 +647,6 @@ def _expand(spec: BatchSpec) -> _Expanded:
         if sample is not None:
             inputs[SAMPLE] = s_i
         group = footprint + "".join(f" | {k}={v}" for k, v in point.items())
-        del f_i, g_i
         cases.append(
             Case(
                 index=index,
@@ -663,7 +662,7 @@ def _expand(spec: BatchSpec) -> _Expanded:
         )
     spec_hash = _hash(
         {
-            "spec": spec.model_dump(mode="json"),
+            "spec": spec.model_dump(mode="json", exclude={"description"}),
             "bases": base_keys,
             "plan": plan_key,
             "data_version": dv,
@@ -675,9 +674,14 @@ def _expand(spec: BatchSpec) -> _Expanded:
 # --------------------------------------------------------------------------- ICB demo scenarios
 
 BEDS_PER_100K = 20.0
+"""Adult acute beds per 100,000 people at England's average modelled demand per head."""
+KEEP_BEDS_SHARE = 0.85
+"""Beds at an existing ward may fall by at most 15% (as in the Sussex demo)."""
+BUDGET_UPLIFT = 1.07
+"""Revenue budget: today's modelled cost plus 7% (Sussex demo: GBP 60M over about 56M)."""
 MIN_WARD_BEDS = 10
 SUSSEX_POPULATION = 1_659_921
-SUSSEX_HUB = {"night": 4, "day": 7, "evening": 7}
+SUSSEX_HUB = {"night": 2, "day": 3, "evening": 3}
 POPULATION_PER_SUITE = 415_000
 TWO_TEAMS_FROM_POPULATION = 200_000
 TODAY_CRISIS_HOUSE_PLACES = 6
@@ -726,23 +730,43 @@ def make_icb_scenario(icb_code: str) -> Scenario:
     """A demo-style scenario for any ICB, built like the Sussex demo.
 
     Existing sites are the ICB's mental health hospital sites in the 2014 NHS list.
-    Their capacities are *assumptions*: adult acute beds at 20 per 100,000 split
-    across sites in proportion to the population of each site's nearest-site
-    catchment (sites whose share is under a 10-bed ward keep no beds), 1 mobile
-    team per site (2 where the catchment exceeds 200,000 people), one place of
-    safety suite per 415,000 people at the sites with the largest catchments.
-    Candidates are the centroid LSOAs of 20-27 population-weighted k-means
-    clusters, each able to host a crisis house and a mobile-team base; the one at
-    the most populous cluster runs a 6-place crisis house today. Crisis-line
-    handlers are Sussex's 4/7/7 scaled to population. An ICB without a listed site
-    gets one at its most populous cluster. Everything is marked ``illustrative``.
+    Their capacities are *assumptions*:
+
+    - adult acute beds at 20 per 100,000 people, scaled by the ICB's modelled demand
+      per head relative to England's (age mix and deprivation; Sussex: 0.89, so about
+      295 beds, next to the demo's 300), split across sites in proportion to the
+      population of each site's nearest-site catchment; a site whose share is under a
+      10-bed ward keeps no beds; beds may fall by at most 15% at a ward;
+    - one mobile team per site, two where the catchment exceeds 200,000 people;
+    - one place-of-safety suite per 415,000 people, at the largest catchments.
+
+    Candidates are the centroid LSOAs of 20-27 population-weighted k-means clusters,
+    each able to host a crisis house and a mobile-team base; the one at the most
+    populous cluster runs a 6-place crisis house today. Crisis-line handlers are the
+    Sussex demo's (2/3/3 by shift) scaled to population. The revenue budget is
+    today's modelled cost plus 7%, rounded up to GBP 0.5M (as the Sussex demo's
+    GBP 60M is about GBP 4M above its modelled cost).
+    An ICB without a listed site gets one at its most populous cluster. Everything is
+    marked ``illustrative``.
     """
     from pathways.geography import list_icbs, load_footprint, load_mh_sites, resolve_icb
 
     code = resolve_icb(icb_code)
     icb = list_icbs().set_index("icb_cd").loc[code]
     areas = load_footprint(
-        code, columns=["lsoa11cd", "msoa11nm", "lad19nm", "pop_total", "centroid_x", "centroid_y"]
+        code,
+        columns=[
+            "lsoa11cd",
+            "msoa11nm",
+            "lad19nm",
+            "pop_total",
+            "pop_0_15",
+            "pop_16_59",
+            "pop_60_plus",
+            "imd_decile",
+            "centroid_x",
+            "centroid_y",
+        ],  # fmt: skip
     )
     areas = pd.DataFrame(areas.drop(columns="geometry", errors="ignore")).reset_index()
     sites = load_mh_sites(code).sort_index()
@@ -773,7 +797,8 @@ def make_icb_scenario(icb_code: str) -> Scenario:
     nearest = ((xy[:, None, :] - sxy[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
     catchment = np.bincount(nearest, weights=pop_w, minlength=len(site_rows))
 
-    total_beds = int(round(BEDS_PER_100K * population / 100_000))
+    relative_demand = _episodes_per_head(areas) / _england_episodes_per_head()
+    total_beds = int(round(BEDS_PER_100K * relative_demand * population / 100_000))
     keep = catchment > 0
     while True:
         beds = _largest_remainder(total_beds, np.where(keep, catchment, 0.0))
@@ -799,11 +824,13 @@ def make_icb_scenario(icb_code: str) -> Scenario:
                 "site_id": sid, "name": name, "x_m": x, "y_m": y, "status": "existing",
                 "services": services,
                 "capacity": {"inpatient_beds": b, "mobile_teams": t, "place_of_safety_suites": s},
-                "min_capacity": {"inpatient_beds": MIN_WARD_BEDS if b else 0},
+                "min_capacity": {"inpatient_beds": round(KEEP_BEDS_SHARE * b)},
                 "can_shrink": True, "can_close": False, "illustrative": True,
                 "note": (
                     f"Catchment of nearest-site areas: {catchment[j]:,.0f} people. Capacities are "
-                    f"assumptions (20 adult acute beds per 100k split by catchment).{note_extra}"
+                    f"assumptions ({total_beds} adult acute beds, 20 per 100k scaled by modelled "
+                    f"demand, split by catchment); beds may fall by at most 15% at a site."
+                    f"{note_extra}"
                 ),
             }
         )  # fmt: skip
@@ -829,11 +856,7 @@ def make_icb_scenario(icb_code: str) -> Scenario:
             }
         )  # fmt: skip
     scale = population / SUSSEX_POPULATION
-    hub = {
-        "night": max(1, round(SUSSEX_HUB["night"] * scale)),
-        "day": max(2, round(SUSSEX_HUB["day"] * scale)),
-        "evening": max(2, round(SUSSEX_HUB["evening"] * scale)),
-    }
+    hub = {shift: max(1, round(n * scale)) for shift, n in SUSSEX_HUB.items()}
     data = {
         "name": f"{icb['icb_nm']} (demo)",
         "description": (
@@ -847,7 +870,7 @@ def make_icb_scenario(icb_code: str) -> Scenario:
         "hub": hub,
         "budget": {
             "revenue_gbp_per_year": None,
-            "capital_gbp": round(5e6 * scale / 5e5) * 5e5 or 5e5,
+            "capital_gbp": max(1, round(5e6 * scale / 5e5)) * 5e5,
         },
         "objective": {"mode": "min_weighted"},
         "constraints": {
@@ -858,7 +881,27 @@ def make_icb_scenario(icb_code: str) -> Scenario:
             "equity": {"enabled": True, "max_gap_share": 0.02},
         },
     }
-    return scenario_from_dict(data, file=f"make_icb_scenario({code})")
+    today = scenario_from_dict(data, file=f"make_icb_scenario({code})")
+    from pathways.kpis import evaluate
+
+    cost = evaluate(today).kpis["total_cost_gbp_per_year"]
+    budget = math.ceil(cost * BUDGET_UPLIFT / 5e5) * 5e5
+    return with_changes(today, {BUDGET_PATH: budget})
+
+
+def _episodes_per_head(areas: pd.DataFrame) -> float:
+    from pathways.demand import episodes_per_year
+    from pathways.scenario import DemandParams
+
+    return float(episodes_per_year(areas, DemandParams()).sum() / areas["pop_total"].sum())
+
+
+@functools.lru_cache(maxsize=1)
+def _england_episodes_per_head() -> float:
+    from pathways.geography import load_lsoas
+
+    cols = ["pop_total", "pop_0_15", "pop_16_59", "pop_60_plus", "imd_decile"]
+    return _episodes_per_head(pd.DataFrame(load_lsoas(columns=cols)[cols]))
 
 
 # --------------------------------------------------------------------------- running one case
@@ -1506,13 +1549,6 @@ def _finish(
         results=results,
         files=files,
     )
-
-
-def input_columns(spec: BatchSpec) -> list[str]:
-    cols = list(spec.grid_axes())
-    if spec.monte_carlo is not None:
-        cols += list(spec.monte_carlo.parameters)
-    return cols
 
 
 def _group_columns(spec: BatchSpec) -> list[str]:

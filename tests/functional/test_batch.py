@@ -217,13 +217,30 @@ def test_icb_cases_and_demo_scenario():
     )  # fmt: skip
     cases = expand_cases(spec)
     assert [c.footprint for c in cases] == ["E54000032"] * 2 + ["E54000053"] * 2
-    sussex = make_icb_scenario("E54000053")
-    beds = sum(s.capacity.inpatient_beds for s in sussex.sites)
-    assert beds == 332  # 20 per 100k of 1,659,921 people, as in the Sussex demo
-    candidates = [s for s in sussex.sites if s.status == "candidate"]
-    assert 20 <= len(candidates) + 1 <= 27
-    assert all(s.illustrative for s in sussex.sites)
-    assert (sussex.hub.night, sussex.hub.day, sussex.hub.evening) == (4, 7, 7)
+    # Built like the hand-made Sussex demo, it lands close to it.
+    from pathways.kpis import evaluate
+    from pathways.scenario import load_scenario
+
+    built, demo = make_icb_scenario("E54000053"), load_scenario(SUSSEX)
+    beds = sum(s.capacity.inpatient_beds for s in built.sites)
+    demo_beds = sum(s.capacity.inpatient_beds for s in demo.sites)
+    assert beds == pytest.approx(demo_beds, rel=0.05)
+    assert {
+        s.site_id for s in demo.sites if s.status == "existing" and not s.site_id.startswith("CAND")
+    } <= {s.site_id for s in built.sites}
+    assert built.hub == demo.hub
+    candidates = [s for s in built.sites if s.site_id.startswith("CAND")]
+    assert len(candidates) == 27 and sum(s.capacity.crisis_house_places for s in candidates) == 6
+    assert all(s.illustrative for s in built.sites)
+    cost = evaluate(built).kpis["total_cost_gbp_per_year"]
+    assert cost < built.budget.revenue_gbp_per_year <= cost * 1.07 + 5e5
+    # A more deprived, larger ICB gets more beds per head than Sussex.
+    from pathways.geography import list_icbs
+
+    pop = list_icbs().set_index("icb_cd")["pop_total"]
+    manchester = make_icb_scenario("Greater Manchester")
+    gm_beds = sum(s.capacity.inpatient_beds for s in manchester.sites)
+    assert gm_beds / pop[manchester.footprint.icb] > beds / pop["E54000053"]
 
 
 # --------------------------------------------------------------------------- running
