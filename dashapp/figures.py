@@ -93,7 +93,8 @@ def fit_view(
 
 def _map_layout(fig: go.Figure, geometry: MapGeometry, tile_url: str | None, uirevision: str,
                 height: int = MAP_HEIGHT, width_px: float = 760) -> go.Figure:  # fmt: skip
-    centre, zoom = fit_view(geometry.bounds, width_px=width_px, height_px=height - 48)
+    # leave room for the colour bar and the margins
+    centre, zoom = fit_view(geometry.bounds, width_px=0.8 * width_px, height_px=height - 60)
     layers = []
     if tile_url:
         layers.append({"sourcetype": "raster", "source": [tile_url], "below": "traces",
@@ -219,27 +220,31 @@ def area_map(
 # --------------------------------------------------------------------------- charts
 
 
-def scorecard_chart(
-    rows: Sequence[Mapping[str, Any]], title: str = "Change from today"
-) -> go.Figure:
-    """Horizontal bars of % change per KPI; ``rows`` have ``label``, ``pct`` and ``verdict``."""
+def scorecard_chart(rows: Sequence[Mapping[str, Any]], cap_pct: float = 100.0) -> go.Figure:
+    """Horizontal bars of % change per KPI; ``rows`` have ``label``, ``pct`` and ``verdict``.
+
+    Bars longer than ``cap_pct`` are drawn at the cap (hatched) so one large change does
+    not flatten the rest; the label always gives the true change.
+    """
     rows = [r for r in rows if r.get("pct") is not None and np.isfinite(r["pct"])]
     if not rows:
         return empty_figure("Run the optimiser to compare a plan with today.")
     colours = {"better": NHS_GREEN, "worse": NHS_RED, "same": NHS_MID_GREY, "neutral": NHS_BLUE}
-    labels = [r["label"] for r in rows][::-1]
-    pct = [r["pct"] for r in rows][::-1]
+    rows = rows[::-1]
+    pct = [float(r["pct"]) for r in rows]
+    shown = [max(min(p, cap_pct), -cap_pct) for p in pct]
     fig = go.Figure(go.Bar(
-        x=pct, y=labels, orientation="h",
-        marker={"color": [colours.get(r["verdict"], NHS_BLUE) for r in rows][::-1]},
+        x=shown, y=[r["label"] for r in rows], orientation="h",
+        marker={"color": [colours.get(r["verdict"], NHS_BLUE) for r in rows],
+                "pattern": {"shape": ["/" if abs(p) > cap_pct else "" for p in pct]}},
         text=[f"{p:+.1f}%" for p in pct], textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}: %{x:+.1f}%<extra></extra>",
+        customdata=pct, hovertemplate="%{y}: %{customdata:+.1f}%<extra></extra>",
     ))  # fmt: skip
-    span = max(max(abs(p) for p in pct), 1.0) * 1.3
+    span = max(max(abs(p) for p in shown), 1.0) * 1.45
     fig.update_xaxes(title_text="% change from today (green: better, red: worse)",
                      range=[-span, span], zeroline=True, zerolinecolor=NHS_DARK_GREY)  # fmt: skip
-    return _layout(fig, title=title, height=60 + 34 * len(rows), showlegend=False,
-                   margin={"l": 10, "r": 30, "t": 40, "b": 40})  # fmt: skip
+    return _layout(fig, height=50 + 34 * len(rows), showlegend=False,
+                   margin={"l": 10, "r": 10, "t": 10, "b": 40})  # fmt: skip
 
 
 def equity_chart(

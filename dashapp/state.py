@@ -39,7 +39,6 @@ from pathways.scenario import (
     CAPACITY_FIELD,
     SERVICES,
     Footprint,
-    HubCapacity,
     Scenario,
     load_scenario,
     scenario_from_dict,
@@ -58,14 +57,6 @@ CONFIG_KEY = "PATHWAYS_APP"
 
 DEMO_ICB = "E54000053"
 DEMO_SCENARIO_FILE = "scenarios/sussex.yaml"
-
-#: Assumed capacities for ICBs without a bundled scenario (per 100,000 people).
-ASSUMED_BEDS_PER_100K = 20.0
-ASSUMED_TEAMS_PER_100K = 0.5
-ASSUMED_SUITES_PER_100K = 0.25
-#: Crisis-line handlers per 100,000 people on each shift (the Sussex demo's ratio).
-ASSUMED_HANDLERS_PER_100K = {"night": 0.24, "day": 0.42, "evening": 0.42}
-MAX_CANDIDATES = 24
 
 SERVICE_LABELS: dict[str, str] = {
     "inpatient": "inpatient",
@@ -195,111 +186,20 @@ def icb_options() -> list[dict[str, str]]:
     ]
 
 
-def _candidate_rows(areas: gpd.GeoDataFrame) -> pd.DataFrame:
-    """One illustrative candidate per local authority district: the area nearest its
-    population-weighted centre (the most populous districts when there are many)."""
-    df = pd.DataFrame(areas.drop(columns="geometry"))
-    pop = df[geography.POP_TOTAL].astype(float)
-    rows = []
-    for lad, g in df.groupby(geography.LAD19NM, sort=True):
-        w = pop.loc[g.index]
-        if w.sum() <= 0:
-            continue
-        cx = np.average(g[geography.CENTROID_X], weights=w)
-        cy = np.average(g[geography.CENTROID_Y], weights=w)
-        d = (g[geography.CENTROID_X] - cx) ** 2 + (g[geography.CENTROID_Y] - cy) ** 2
-        best = d.idxmin()
-        rows.append({"lad": lad, "area": best, "pop": float(w.sum()),
-                     "x": float(g.loc[best, geography.CENTROID_X]),
-                     "y": float(g.loc[best, geography.CENTROID_Y])})  # fmt: skip
-    out = pd.DataFrame(rows, columns=["lad", "area", "pop", "x", "y"])
-    return out.sort_values("pop", ascending=False).head(MAX_CANDIDATES).sort_values("lad")
-
-
-def _split(total: int, n: int) -> list[int]:
-    """``total`` split into ``n`` whole parts as evenly as possible (largest first)."""
-    if n <= 0:
-        return []
-    base, extra = divmod(max(total, 0), n)
-    return [base + (1 if i < extra else 0) for i in range(n)]
-
-
-@functools.lru_cache(maxsize=48)
-def _icb_scenario_cached(code: str) -> Scenario:
-    icb = geography.list_icbs().set_index(geography.ICB_CD).loc[code]
-    areas = geography.load_footprint(code)
-    pop = float(areas[geography.POP_TOTAL].sum())
-    mh = geography.load_mh_sites(code).sort_index()
-    sites: list[dict[str, Any]] = []
-    note = (
-        "Capacity is an ASSUMPTION ({what}), not a published figure: check and edit it on the "
-        "Services page."
-    )
-    if len(mh) == 0:
-        biggest = _candidate_rows(areas).sort_values("pop", ascending=False).iloc[0]
-        mh = pd.DataFrame(
-            {
-                "name": [f"Assumed inpatient unit, {biggest.lad}"],
-                "x": [biggest.x],
-                "y": [biggest.y],
-            },
-            index=pd.Index(["ASSUMED1"], name="site_id"),
-        )
-    n = len(mh)
-    beds = _split(round(ASSUMED_BEDS_PER_100K * pop / 1e5), n)
-    teams = _split(max(1, round(ASSUMED_TEAMS_PER_100K * pop / 1e5)), n)
-    n_pos = min(n, max(1, round(ASSUMED_SUITES_PER_100K * pop / 1e5)))
-    for i, (sid, s) in enumerate(mh.iterrows()):
-        services = ["inpatient", "mobile_team"] + (["place_of_safety"] if i < n_pos else [])
-        sites.append({
-            "site_id": str(sid), "name": str(s["name"]), "x_m": float(s["x"]), "y_m": float(s["y"]),
-            "status": "existing", "services": services,
-            "capacity": {"inpatient_beds": beds[i], "mobile_teams": teams[i],
-                         "place_of_safety_suites": 1 if i < n_pos else 0},
-            "can_shrink": True, "can_close": False, "illustrative": True,
-            "note": note.format(what=f"{ASSUMED_BEDS_PER_100K:g} beds per 100,000 people split "
-                                     "evenly across the footprint's mental health hospital sites"),
-        })  # fmt: skip
-    taken = {s["site_id"] for s in sites}
-    for k, c in enumerate(_candidate_rows(areas).itertuples(), start=1):
-        sid = f"CAND{k:02d}"
-        while sid in taken:
-            sid += "X"
-        sites.append({
-            "site_id": sid, "name": f"{c.lad} (population centre)", "x_m": c.x, "y_m": c.y,
-            "status": "candidate", "services": ["crisis_house", "mobile_team"],
-            "min_capacity": {"crisis_house_places": 4, "mobile_teams": 1},
-            "max_capacity": {"crisis_house_places": 12, "mobile_teams": 3},
-            "illustrative": True,
-            "note": f"Illustrative candidate at the population centre of {c.lad} (area {c.area}).",
-        })  # fmt: skip
-    hub = {s: max(1, math.ceil(r * pop / 1e5)) for s, r in ASSUMED_HANDLERS_PER_100K.items()}
-    data = {
-        "name": f"{icb[geography.ICB_SHORT]} (assumed capacities)",
-        "description": (
-            f"{icb[geography.ICB_NM]} ({code}): {len(areas):,} LSOAs, {pop:,.0f} people. Existing "
-            "sites from the 2014 NHS mental health hospital list with ASSUMED capacities; candidate "
-            "sites are illustrative district population centres."
-        ),
-        "footprint": {"icb": code},
-        "sites": sites,
-        "hub": hub,
-        "budget": {"revenue_gbp_per_year": None, "capital_gbp": 5_000_000},
-    }
-    return scenario_from_dict(data, file=f"ICB {code}")
-
-
 def scenario_for_icb(code_or_name: str) -> Scenario:
-    """A starting scenario for any ICB: the Sussex demo, or sites with assumed capacities.
+    """A starting scenario for any ICB: the bundled Sussex demo, or one built the same way.
 
-    Existing sites come from :func:`pathways.geography.load_mh_sites` and offer inpatient
-    beds and a mobile-team base (some a place of safety), with capacities *assumed* from
-    national ratios; candidates are illustrative district population centres.
+    Other ICBs use :func:`pathways.batch.make_icb_scenario`: existing sites from the 2014
+    NHS mental health hospital list with *assumed* capacities (20 adult acute beds per
+    100,000 split by catchment, mobile teams, place-of-safety suites, crisis-line staff
+    scaled from Sussex) and illustrative candidate sites at population centres.
     """
+    from pathways.batch import make_icb_scenario
+
     code = geography.resolve_icb(code_or_name)
     if code == DEMO_ICB:
         return demo_scenario()
-    return _icb_scenario_cached(code)
+    return make_icb_scenario(code)
 
 
 def scenario_to_store(scenario: Scenario) -> dict[str, Any]:
@@ -741,10 +641,6 @@ def merge_rows(
         else:
             out.append(dict(r))
     return out + list(by_id.values())
-
-
-def hub_of(scenario: Scenario) -> HubCapacity:
-    return scenario.hub
 
 
 # --------------------------------------------------------------------------- uploads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -182,12 +183,23 @@ def on_save(_n, _submit, name, scenario_data, result, token):
 def saved_rows(config: AppConfig) -> list[dict[str, Any]]:
     store = open_store(config)
     try:
-        return [
-            {k: p[k] for k in ("name", "scenario_name", "created_at", "user")}
-            for p in store.list_plans()
-        ]
+        plans = store.list_plans()
     finally:
         store.close()
+    return [{"name": p["name"], "scenario_name": p["scenario_name"], "created_at": _when(p["created_at"]),
+             "user": p["user"]} for p in plans]  # fmt: skip
+
+
+def _when(iso: str | None) -> str:
+    """``2026-11-26T12:50:40.93+00:00`` as ``2026-11-26 12:50 UTC``."""
+    if not iso:
+        return ""
+    try:
+        t = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    zone = " UTC" if t.utcoffset() == dt.timedelta(0) else ""
+    return t.strftime("%Y-%m-%d %H:%M") + zone
 
 
 def compare(names: Sequence[str], config: AppConfig) -> tuple[list[dict], list[dict], Any]:

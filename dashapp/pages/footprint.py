@@ -43,6 +43,7 @@ dash.register_page(
     __name__, path="/", name="Footprint", title="Footprint - Crisis pathway planner", order=1
 )
 
+MAP_HEIGHT = 450
 METRICS: dict[str, dict[str, Any]] = {
     "population": {"label": "Population", "colorbar": "people", "scale": figures.BLUES},
     "demand_per_100k": {"label": "Crisis demand per 100,000", "colorbar": "episodes a year per 100k",
@@ -176,7 +177,7 @@ def render(scenario_data: dict | None, metric: str | None, tile_url: str | None)
     fig = figures.area_map(
         geometry, table[metric], hover, colorbar_title=m["colorbar"], colorscale=m["scale"],
         zmin=m.get("zmin"), zmax=m.get("zmax"), tile_url=tile_url,
-        uirevision=scenario.footprint.model_dump_json(), width_px=880,
+        uirevision=scenario.footprint.model_dump_json(), width_px=880, height=MAP_HEIGHT,
     )  # fmt: skip
     s = area_summary(table)
     cards = [

@@ -63,6 +63,55 @@ def layout(**_query: str) -> html.Div:
             ),
             html.Div(
                 [
+                    html.Div(
+                        [
+                            _number(
+                                "Time limit",
+                                "time-limit",
+                                "seconds",
+                                "The best plan found in this time is returned.",
+                                value=DEFAULT_TIME_LIMIT_S,
+                                max=MAX_TIME_LIMIT_S,
+                            ),
+                            html.Div(
+                                [
+                                    html.Button(
+                                        "Run optimiser",
+                                        id="optimise-run",
+                                        className="button primary",
+                                    ),
+                                    html.Button(
+                                        "Cancel",
+                                        id="optimise-cancel",
+                                        className="button warning",
+                                        disabled=True,
+                                    ),
+                                ],
+                                className="button-row",
+                            ),
+                        ],
+                        className="run-controls",
+                    ),
+                    html.Div(
+                        [
+                            html.Progress(
+                                id="optimise-progress",
+                                max=100,
+                                value=0,
+                                **{"aria-label": "progress"},
+                            ),
+                            html.Span(id="optimise-progress-label", className="progress-label"),
+                        ],
+                        id="optimise-progress-wrap",
+                        className="progress-wrap hidden",
+                        **{"aria-live": "polite"},
+                    ),
+                    html.Div(id="optimise-status", **{"aria-live": "polite"}),
+                ],
+                className="panel run-panel",
+            ),  # fmt: skip
+            html.Div(
+                [
                     html.Fieldset(
                         [
                             html.Legend("Money and goal"),
@@ -161,55 +210,6 @@ def layout(**_query: str) -> html.Div:
                     ),
                 ],
                 className="two-col even",
-            ),  # fmt: skip
-            html.Div(
-                [
-                    html.Div(
-                        [
-                            _number(
-                                "Time limit",
-                                "time-limit",
-                                "seconds",
-                                "The best plan found in this time is returned.",
-                                value=DEFAULT_TIME_LIMIT_S,
-                                max=MAX_TIME_LIMIT_S,
-                            ),
-                            html.Div(
-                                [
-                                    html.Button(
-                                        "Run optimiser",
-                                        id="optimise-run",
-                                        className="button primary",
-                                    ),
-                                    html.Button(
-                                        "Cancel",
-                                        id="optimise-cancel",
-                                        className="button warning",
-                                        disabled=True,
-                                    ),
-                                ],
-                                className="button-row",
-                            ),
-                        ],
-                        className="run-controls",
-                    ),
-                    html.Div(
-                        [
-                            html.Progress(
-                                id="optimise-progress",
-                                max=100,
-                                value=0,
-                                **{"aria-label": "progress"},
-                            ),
-                            html.Span(id="optimise-progress-label", className="progress-label"),
-                        ],
-                        id="optimise-progress-wrap",
-                        className="progress-wrap hidden",
-                        **{"aria-live": "polite"},
-                    ),
-                    html.Div(id="optimise-status", **{"aria-live": "polite"}),
-                ],
-                className="panel",
             ),  # fmt: skip
             dcc.Store(id="optimise-init", data=True),
         ]

@@ -48,9 +48,9 @@ dash.register_page(__name__, path="/results", name="Results", title="Results - C
 PLAN_NAMES = {"current": "Today", "pro rata": "Pro rata", "greedy marginal": "Greedy marginal",
               "optimised": "Optimised"}  # fmt: skip
 MAP_METRICS = {
-    "mobile_response_mins": "Mobile response time (minutes)",
-    "crisis_house_travel_mins": "Travel to a crisis house (minutes)",
-    "admissions_per_100k": "Admissions per 100,000 a year",
+    "mobile_response_mins": "Mobile response time",
+    "crisis_house_travel_mins": "Travel to a crisis house",
+    "admissions_per_100k": "Admissions per 100,000",
 }
 EQUITY_KPIS = [
     ("admissions_per_year", True),

@@ -1,0 +1,239 @@
+"""A commissioner's journey through the app in headless Chromium.
+
+Open the app -> choose Sussex -> change one assumption -> save today's plan -> run the
+optimiser (short time limit) -> see the scorecard and the map -> save the plan ->
+compare the two -> download the Excel workbook and open it. Also: a bad upload shows
+a clear message. Screenshots of every page (1366x768) go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import openpyxl
+import pytest
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+OPTIMISE_TIME_LIMIT_S = 30
+OPTIMISE_TIMEOUT_S = 240
+STEP_TIMEOUT_S = 30
+
+
+def css(driver, selector: str):
+    return driver.find_element(By.CSS_SELECTOR, selector)
+
+
+def wait_for(driver, predicate, timeout: float = STEP_TIMEOUT_S, what: str = "condition"):
+    def check(d):
+        try:
+            return predicate(d)
+        except (StaleElementReferenceException, LookupError):
+            return False
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.25).until(check)
+    except TimeoutException:
+        alerts = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".message")]
+        raise AssertionError(
+            f"timed out waiting for {what}; messages on the page: {alerts}"
+        ) from None
+
+
+def wait_text(driver, selector: str, text: str, timeout: float = STEP_TIMEOUT_S) -> str:
+    def found(d):
+        for e in d.find_elements(By.CSS_SELECTOR, selector):
+            if text in e.text:
+                return e.text
+        return False
+
+    return wait_for(driver, found, timeout, f"'{text}' in {selector}")
+
+
+def go(driver, base: str, path: str, ready: str) -> None:
+    """Navigate with the step links (as a user would) and wait for ``ready`` to appear."""
+    link = css(driver, f"a.nav-link[href='{path}']")
+    link.click()
+    wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ready), what=ready)
+    wait_for(
+        driver,
+        lambda d: not d.find_elements(By.CSS_SELECTOR, "._dash-loading-callback"),
+        what="idle",
+    )
+
+
+def wait_map(driver, graph_id: str) -> None:
+    wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"#{graph_id} .maplibregl-canvas"),
+             what=f"map {graph_id}")  # fmt: skip
+    wait_for(
+        driver,
+        lambda d: d.find_elements(
+            By.CSS_SELECTOR, f"#{graph_id} .choroplethmap, #{graph_id} canvas"
+        ),
+        what="map layers",
+    )
+
+
+def shot(driver, folder: Path, name: str) -> None:
+    time.sleep(0.8)  # let maps finish painting
+    driver.save_screenshot(str(folder / f"{name}.png"))
+
+
+def choose_icb(driver, text: str, code: str) -> None:
+    css(driver, "#footprint-icb").click()
+    search = wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, ".dash-dropdown-search-container input"),
+                      what="dropdown search")  # fmt: skip
+    search.send_keys(text)
+    option = wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, f".dash-dropdown-option input[value='{code}']"),
+                      what=f"option {code}")  # fmt: skip
+    option.find_element(By.XPATH, "./ancestor::label").click()
+
+
+def set_number(driver, element, value: str) -> None:
+    element.click()
+    element.send_keys(Keys.CONTROL, "a")
+    element.send_keys(value)
+    element.send_keys(Keys.ENTER)
+
+
+def save_as(driver, name: str) -> None:
+    box = css(driver, "#compare-name")
+    box.clear()
+    box.send_keys(name)
+    css(driver, "#compare-save").click()
+    wait_text(driver, "#compare-save-message", f"Saved scenario '{name}'")
+
+
+def test_commissioner_journey(browser, app_url, screenshot_dir, download_dir):
+    d = browser
+    d.get(app_url + "/")
+    wait_map(d, "footprint-map")
+    wait_text(d, "#app-badge", "NHS Sussex ICB (demo)")
+
+    # choose another ICB, then Sussex: the scenario follows the choice
+    choose_icb(d, "Dorset", "E54000041")
+    wait_text(d, "#app-badge", "Dorset", timeout=60)
+    choose_icb(d, "Sussex", "E54000053")
+    wait_text(d, "#app-badge", "NHS Sussex ICB (demo)", timeout=60)
+    wait_text(d, "#footprint-cards", "1,659,921")
+    wait_map(d, "footprint-map")
+    shot(d, screenshot_dir, "1-footprint")
+
+    go(d, app_url, "/services", "#services-table td")
+    wait_map(d, "services-map")
+    assert "Mill View Hospital" in css(d, "#services-table").text
+    shot(d, screenshot_dir, "2-services")
+
+    # one assumption: demand grows by 10%
+    go(d, app_url, "/assumptions", ".param-group")
+    growth = css(d, '[id=\'{"path":"demand.growth_factor","type":"assumptions-num"}\']')
+    d.execute_script("arguments[0].closest('details').open = true; arguments[0].scrollIntoView({block:'center'})",
+                     growth)  # fmt: skip
+    set_number(d, growth, "1.1")
+    wait_text(d, "#assumptions-message", "1 change applied")
+    shot(d, screenshot_dir, "3-assumptions")
+
+    # keep today's plan for comparison
+    go(d, app_url, "/compare", "#compare-name")
+    save_as(d, "journey today")
+
+    go(d, app_url, "/optimise", "#optimise-run")
+    wait_for(
+        d,
+        lambda d: css(d, "#optimise-mobile-min").get_attribute("value") == "80",
+        what="controls filled",
+    )
+    limit = css(d, "#optimise-time-limit")
+    set_number(d, limit, str(OPTIMISE_TIME_LIMIT_S))
+    css(d, "#optimise-run").click()
+    wait_for(d, lambda d: css(d, "#optimise-cancel").is_enabled(), what="the run to start")
+    wait_for(
+        d, lambda d: "s (time limit" in css(d, "#optimise-progress-label").text, what="progress"
+    )
+    shot(d, screenshot_dir, "4-optimise")
+
+    def finished(d):
+        text = css(d, "#optimise-status").text
+        return (
+            text
+            if any(w in text for w in ("The optimiser found", "constraints", "went wrong"))
+            else False
+        )
+
+    status = wait_for(d, finished, OPTIMISE_TIMEOUT_S, "the optimiser to finish")
+    assert "The optimiser found" in status, status
+    wait_text(d, "#app-badge", "plan: optimised")
+
+    go(d, app_url, "/results", "#results-scorecard td")
+    wait_text(d, "#results-status", "Showing the optimised plan")
+    header = css(d, "#results-scorecard").text
+    assert "Today" in header and "Optimised" in header and "Out-of-area bed-days a year" in header
+    wait_map(d, "results-map")
+    assert d.find_elements(By.CSS_SELECTOR, "#results-equity-chart .main-svg")
+    shot(d, screenshot_dir, "5-results")
+
+    go(d, app_url, "/compare", "#compare-name")
+    save_as(d, "journey plan")
+    wait_text(d, "#compare-saved", "journey plan")
+    for box in d.find_elements(By.CSS_SELECTOR, "#compare-saved input[type='checkbox']"):
+        box.click()
+    css(d, "#compare-run").click()
+    table = wait_text(d, "#compare-table", "Admissions a year")
+    assert "journey today" in table and "journey plan" in table
+    shot(d, screenshot_dir, "6-compare")
+
+    go(d, app_url, "/export", "#export-xlsx")
+    wait_text(d, "#export-what", "the optimised plan")
+    css(d, "#export-xlsx").click()
+    wait_text(d, "#export-message", "Excel workbook ready")
+
+    def downloaded(_d):
+        files = [p for p in download_dir.glob("*.xlsx") if not p.name.endswith(".crdownload")]
+        return files[0] if files and files[0].stat().st_size > 0 else False
+
+    path = wait_for(d, downloaded, what="the Excel download")
+    wb = openpyxl.load_workbook(path)
+    assert {"Scorecard", "KPIs detail", "Plan by site", "KPIs by area", "KPIs by IMD quintile",
+            "Assumptions"} <= set(wb.sheetnames)  # fmt: skip
+    header = [c.value for c in wb["Scorecard"][1]]
+    assert "current" in header and "optimised" in header
+    shot(d, screenshot_dir, "7-export")
+
+
+BAD_SITES = (
+    "site_id,name,x,y,inpatient_beds\nN1,Good site,530000,110000,10\nN2,,530000,110000,ten\n"
+)
+
+
+def test_bad_upload_shows_file_row_and_field(browser, app_url, screenshot_dir, tmp_path):
+    d = browser
+    d.get(app_url + "/services")
+    wait_for(
+        d, lambda d: d.find_elements(By.CSS_SELECTOR, "#services-table td"), what="the sites table"
+    )
+    path = tmp_path / "bad_sites.csv"
+    path.write_text(BAD_SITES)
+    css(d, "#services-upload input[type='file']").send_keys(str(path))
+    text = wait_text(d, "#services-message", "could not be used")
+    assert "bad_sites.csv" in text and "inpatient_beds" in text and "name" in text
+    rows = [r.text for r in d.find_elements(By.CSS_SELECTOR, "#services-problems tr")]
+    assert any(" 3 " in f" {r} " and "inpatient_beds" in r for r in rows), rows
+    ActionChains(d).move_to_element(css(d, "#services-message")).perform()
+    shot(d, screenshot_dir, "2b-services-bad-upload")
+
+
+@pytest.mark.parametrize("path", ["/", "/results"])
+def test_pages_work_with_the_keyboard(browser, app_url, path):
+    """The step links and the first controls are reachable with Tab."""
+    d = browser
+    d.get(app_url + path)
+    wait_for(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".page-header"), what="the page")
+    seen = []
+    for _ in range(10):
+        ActionChains(d).send_keys(Keys.TAB).perform()
+        seen.append(d.switch_to.active_element.get_attribute("href") or "")
+    assert any(s.endswith("/optimise") for s in seen) and any(s.endswith("/export") for s in seen)
