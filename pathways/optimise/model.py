@@ -370,7 +370,8 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
         v["beds"][j], v["open_bed"][j] = u, o
     C_lo = int(sum(bed_lo[j] for j in bed_sites if bed_must[j]))
     C_hi = int(sum(bed_hi[j] for j in bed_sites))
-    C_hi = min(C_hi, int(goals.budget_gbp // max(unit_cost(sc, "inpatient"), 1.0)))
+    if math.isfinite(goals.budget_gbp) and goals.mode == "min_weighted":
+        C_hi = min(C_hi, int(goals.budget_gbp // max(unit_cost(sc, "inpatient"), 1.0)))
     C_hi = max(C_hi, C_lo)
     data["C_range"] = (C_lo, C_hi)
     w_parts, A_parts, P_parts = [], [], []

@@ -70,12 +70,9 @@ def random_scenario(seed: int):
         if s["site_id"].startswith("CAND"):
             s["capacity"] = {**s["capacity"], "crisis_house_places": int(rng.integers(0, 2)) * 6}
             s["status"] = "existing" if s["capacity"]["crisis_house_places"] else "candidate"
-    beds = sum(s["capacity"]["inpatient_beds"] for s in sites)
-    base.update(
-        sites=sites,
-        budget={"revenue_gbp_per_year": float(beds * 151_840 * rng.uniform(1.05, 1.25) + 9e6), "capital_gbp": None},
-        constraints={"mobile_within_standard_share_min": float(rng.uniform(0.3, 0.6))},
-    )
+    base.update(sites=sites, constraints={"mobile_within_standard_share_min": float(rng.uniform(0.3, 0.6))})
+    today = evaluate(scenario_from_dict(base, base_dir=str(SUSSEX.parent))).kpis["total_cost_gbp_per_year"]
+    base["budget"] = {"revenue_gbp_per_year": float(today * rng.uniform(1.0, 1.1)), "capital_gbp": None}
     base["objective"] = {"mode": "min_weighted", "weights": {"oap_bed_day": 1.0, "admission": float(rng.uniform(2, 12)),
                                                              "travel_hour": 0.02}}
     return scenario_from_dict(base, base_dir=str(SUSSEX.parent))
