@@ -1042,7 +1042,11 @@ class _Executor:
                     Problem("--dask", None, "dask", f"expected local:N, got '{executor}'")
                 ) from None
             self.cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
             )
             self.client = Client(self.cluster)
         else:
@@ -1830,16 +1834,9 @@ def summary_documents(
         md.append("")
     else:
         md.append("## Headline KPIs by case\n")
-        cols = [
-            c
-            for c in (
-                CASE_ID,
-                *[c for c in results.columns if c == FOOTPRINT or "." in c],
-                STATUS,
-                *kpis,
-            )
-            if c in results.columns
-        ]  # noqa: E501
+        solver = [SOLVER_STATUS, GAP] if spec.run != "evaluate" else []
+        inputs = [c for c in results.columns if c == FOOTPRINT or "." in c]
+        cols = [c for c in (CASE_ID, *inputs, STATUS, *solver, *kpis) if c in results.columns]
         shown = results[cols].head(200) if total else results
         md.append(_md_table(shown))
         if total > 200:
