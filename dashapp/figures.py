@@ -233,15 +233,15 @@ def scorecard_chart(rows: Sequence[Mapping[str, Any]], cap_pct: float = 100.0) -
     rows = rows[::-1]
     pct = [float(r["pct"]) for r in rows]
     shown = [max(min(p, cap_pct), -cap_pct) for p in pct]
+    labels = [f"{r['label']}: {p:+.1f}%" for r, p in zip(rows, pct, strict=True)]
     fig = go.Figure(go.Bar(
-        x=shown, y=[r["label"] for r in rows], orientation="h",
+        x=shown, y=labels, orientation="h",
         marker={"color": [colours.get(r["verdict"], NHS_BLUE) for r in rows],
                 "pattern": {"shape": ["/" if abs(p) > cap_pct else "" for p in pct]}},
-        text=[f"{p:+.1f}%" for p in pct], textposition="outside", cliponaxis=False,
-        customdata=pct, hovertemplate="%{y}: %{customdata:+.1f}%<extra></extra>",
+        customdata=pct, hovertemplate="%{y}<extra></extra>",
     ))  # fmt: skip
-    span = max(max(abs(p) for p in shown), 1.0) * 1.45
-    fig.update_xaxes(title_text="% change from today (green: better, red: worse)",
+    span = max(max(abs(p) for p in shown), 1.0) * 1.1
+    fig.update_xaxes(title_text="% change from today",
                      range=[-span, span], zeroline=True, zerolinecolor=NHS_DARK_GREY)  # fmt: skip
     return _layout(fig, height=50 + 34 * len(rows), showlegend=False,
                    margin={"l": 10, "r": 10, "t": 10, "b": 40})  # fmt: skip
@@ -274,7 +274,7 @@ def equity_chart(
                              hovertemplate=f"{name}<br>quintile %{{x}}: %{{y:,.1f}}<extra></extra>"))  # fmt: skip
     unit = " per 100,000 people" if per_100k else (" (%)" if _is_share(kpi) else "")
     fig.update_xaxes(title_text="IMD 2019 quintile of the area")
-    fig.update_yaxes(title_text=kpi_label(kpi) + unit)
+    fig.update_yaxes(title_text=unit.strip(" ()") or kpi_label(kpi))
     return _layout(fig, barmode="group", height=360, legend={"orientation": "h", "y": -0.25},
                    margin={"l": 10, "r": 10, "t": 10, "b": 10})  # fmt: skip
 
@@ -291,13 +291,27 @@ def frontier_chart(df: pd.DataFrame | None, current_budget: float | None = None)
     if len(ok) == 0:
         return empty_figure("No budget in the range gave a feasible plan.")
     x = ok["budget_gbp_per_year"] / 1e6
+    # plans the solver proved best (within its gap) are filled; others hollow
+    proven = ok.get("status", pd.Series("OPTIMAL", index=ok.index)).eq("OPTIMAL").to_numpy()
+    gap = pd.to_numeric(
+        ok.get("gap", pd.Series(np.nan, index=ok.index)), errors="coerce"
+    ).to_numpy()
+    note = [("proven best" if p else f"best found, gap {g:.1%}" if np.isfinite(g) else "best found")
+            for p, g in zip(proven, gap, strict=True)]  # fmt: skip
+    symbols = ["circle" if p else "circle-open" for p in proven]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=x, y=ok["oap_bed_days_per_year"], name="Out-of-area bed-days a year",
                              mode="lines+markers", line={"color": NHS_BLUE, "width": 3},
-                             hovertemplate="£%{x:,.1f}M: %{y:,.0f} OAP bed-days<extra></extra>"))  # fmt: skip
+                             marker={"symbol": symbols, "size": 11, "line": {"width": 2}}, customdata=note,
+                             hovertemplate="£%{x:,.1f}M: %{y:,.0f} OAP bed-days (%{customdata})<extra></extra>"))  # fmt: skip
     fig.add_trace(go.Scatter(x=x, y=ok["admissions_per_year"], name="Admissions a year", yaxis="y2",
                              mode="lines+markers", line={"color": NHS_RED, "width": 2, "dash": "dot"},
+                             marker={"symbol": symbols, "size": 9, "line": {"width": 2}},
                              hovertemplate="£%{x:,.1f}M: %{y:,.0f} admissions<extra></extra>"))  # fmt: skip
+    if not proven.all():
+        fig.add_annotation(text="hollow markers: best plan found in the time allowed, not proven best",
+                           x=0, y=1.08, xref="paper", yref="paper", showarrow=False, xanchor="left",
+                           font={"size": 12, "color": NHS_DARK_GREY})  # fmt: skip
     if current_budget:
         fig.add_vline(x=current_budget / 1e6, line={"color": NHS_DARK_GREY, "dash": "dash"},
                       annotation_text="this plan's budget", annotation_position="top")  # fmt: skip
@@ -308,7 +322,7 @@ def frontier_chart(df: pd.DataFrame | None, current_budget: float | None = None)
                 "side": "right", "showgrid": False},
         legend={"orientation": "h", "y": -0.25},
     )  # fmt: skip
-    return _layout(fig, title="Budget frontier", height=400)
+    return _layout(fig, height=400, margin={"l": 10, "r": 10, "t": 40, "b": 10})
 
 
 def compare_chart(cards: Mapping[str, Mapping[str, Any]], keys: Sequence[str]) -> go.Figure:

@@ -111,7 +111,8 @@ def _field(row: Mapping[str, Any]) -> html.Div:
         [
             html.Div([html.Label(label, className="param-name",
                                  htmlFor=stringify_id(control_id) if control_id else None),
-                      html.Span(" changed", className="changed-tag") if changed else None,
+                      html.Span("changed" if changed else None, className="changed-tag",
+                                id={"type": "assumptions-tag", "path": path}),
                       html.Div(row["description"], className="param-desc"),
                       html.Code(path, className="param-path")], className="param-label"),
             html.Div([control, html.Div(id={"type": "assumptions-err", "path": path}, className="field-error",
@@ -217,6 +218,7 @@ def apply_edits(
     Output("app-scenario", "data", allow_duplicate=True),
     Output("assumptions-form", "children", allow_duplicate=True),
     Output({"type": "assumptions-err", "path": ALL}, "children"),
+    Output({"type": "assumptions-tag", "path": ALL}, "children"),
     Output("assumptions-message", "children"),
     Input({"type": "assumptions-num", "path": ALL}, "value"),
     Input({"type": "assumptions-json", "path": ALL}, "n_blur"),
@@ -237,12 +239,17 @@ def on_edit(numbers, _blurs, _nhs, _cn, _reset, texts, scenario_data):
                     dict(zip(json_ids, texts, strict=True)), err_ids, scenario_data)  # fmt: skip
     except Exception as err:  # noqa: BLE001
         log.exception("assumption edit failed")
-        return no_update, no_update, [None] * len(err_ids), error_message(err)
+        keep = [no_update] * len(err_ids)
+        return no_update, no_update, keep, keep, error_message(err)
 
 
 def edit(trigger: Any, numbers: dict[str, Any], texts: dict[str, str | None], err_ids: list[str],
          scenario_data: dict | None) -> tuple:  # fmt: skip
-    """Returns (scenario, form or no_update, error texts in ``err_ids`` order, message)."""
+    """Returns (scenario, form, error texts and 'changed' tags in ``err_ids`` order, message).
+
+    Presets and reset re-draw the whole form; single edits only update the errors and tags
+    (so the field the user moves to keeps its focus).
+    """
     scenario = scenario_from_store(scenario_data)
     if trigger in ("assumptions-preset-nhs", "assumptions-preset-crisis-now"):
         preset = "nhs_default" if trigger == "assumptions-preset-nhs" else "crisis_now"
@@ -250,11 +257,13 @@ def edit(trigger: Any, numbers: dict[str, Any], texts: dict[str, str | None], er
             scenario, pathway=apply_preset(scenario.pathway, preset).model_dump(mode="json")
         )
         label = "NHS default" if preset == "nhs_default" else "Crisis Now"
-        return (scenario_to_store(new), form(new), [None] * len(err_ids),
+        keep = [no_update] * len(err_ids)  # wildcard outputs take one value per field
+        return (scenario_to_store(new), form(new), keep, keep,
                 message(f"Routing set to the {label} preset.", "success"))  # fmt: skip
     if trigger == "assumptions-reset":
         new = defaults_scenario(scenario)
-        return (scenario_to_store(new), form(new), [None] * len(err_ids),
+        keep = [no_update] * len(err_ids)
+        return (scenario_to_store(new), form(new), keep, keep,
                 message("Every parameter is back at its default.", "success"))  # fmt: skip
     new, errors, applied = apply_edits(scenario, numbers, texts)
     err_out = [errors.get(p) for p in err_ids]
@@ -266,4 +275,11 @@ def edit(trigger: Any, numbers: dict[str, Any], texts: dict[str, str | None], er
         note = message(f"{applied} change{'s' if applied > 1 else ''} applied.", "success")
     else:
         note = no_update
-    return (scenario_to_store(new) if applied else no_update), no_update, err_out, note
+    changed = changed_paths(new)
+    tags = ["changed" if p in changed else None for p in err_ids]
+    return (scenario_to_store(new) if applied else no_update), no_update, err_out, tags, note
+
+
+def changed_paths(scenario: Scenario) -> set[str]:
+    """Parameters whose value differs from the default."""
+    return {r["path"] for r in parameter_rows(scenario) if not _same(r["value"], r["default"])}

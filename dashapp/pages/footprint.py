@@ -170,7 +170,7 @@ def render(scenario_data: dict | None, metric: str | None, tile_url: str | None)
     metric = metric if metric in METRICS else "population"
     m = METRICS[metric]
     hover = [
-        f"<b>{r.name}</b> ({code})<br>population {r.population:,.0f}<br>IMD decile {r.imd_decile}"
+        f"<b>{r['name']}</b> ({code})<br>population {r.population:,.0f}<br>IMD decile {r.imd_decile}"
         f"{' (rural)' if r.rural else ''}<br>crisis demand {r.demand_per_100k:,.0f} per 100k a year"
         for code, r in table.reindex(list(geometry.ids)).iterrows()
     ]

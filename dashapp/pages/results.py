@@ -30,6 +30,7 @@ from dashapp.components import (
     verdict,
 )
 from dashapp.state import (
+    area_table,
     current_config,
     footprint_geometry,
     plan_from_result,
@@ -388,8 +389,9 @@ def plan_map(scenario: Scenario, card, plan, metric: str, tile_url: str | None):
     q = scenario.queues
     rows = by_area.reindex(list(geometry.ids))
     vals = values.reindex(list(geometry.ids))
+    names = area_table(scenario)["name"]
     hover = [
-        f"<b>{code}</b><br>{MAP_METRICS.get(metric, '')}: {v:,.0f}<br>"
+        f"<b>{names.get(code, code)}</b> ({code})<br>{MAP_METRICS.get(metric, '')}: {v:,.0f}<br>"
         f"mobile standard {q.mobile_standard_rural_mins if r.rural else q.mobile_standard_urban_mins:.0f} min"
         f"{' (rural)' if r.rural else ''}<br>within standard {r.mobile_response_within_standard_share:.0%}<br>"
         f"admissions {r.admissions_per_year:,.1f} a year"

@@ -46,6 +46,7 @@ dash.register_page(__name__, path="/services", name="Services", title="Services 
                    order=2)  # fmt: skip
 
 MAP_HEIGHT = 470
+PAGE_SIZE = 15
 COLUMN_WIDTHS = {"name": "190px", "services": "170px", "lock": "200px", "status": "120px"}
 COLUMNS: list[dict[str, Any]] = [
     {"name": "Site id", "id": "site_id"},
@@ -115,7 +116,7 @@ def layout(**_query: str) -> html.Div:
                         data=[],
                         editable=True,
                         row_deletable=True,
-                        page_size=15,
+                        page_size=PAGE_SIZE,
                         dropdown={
                             "status": {
                                 "options": [
@@ -220,10 +221,19 @@ def update_sites(
     return scenario_to_store(new), out_rows, note
 
 
+def page_showing_new_rows(trigger: str | None, before: Sequence[Any] | None, after: Any) -> Any:
+    """The table page to show: the last one when rows were added (so the user sees them)."""
+    added = isinstance(after, list) and len(after) > len(before or [])
+    if trigger in ("services-add", "services-map", "services-upload") and added:
+        return (len(after) - 1) // PAGE_SIZE
+    return no_update
+
+
 @callback(
     Output("app-scenario", "data", allow_duplicate=True),
     Output("services-table", "data"),
     Output("services-message", "children"),
+    Output("services-table", "page_current"),
     Input("services-init", "data"),
     Input("services-table", "data_timestamp"),
     Input("services-add", "n_clicks"),
@@ -239,18 +249,25 @@ def on_update(_init, _ts, _add, click, contents, filename, rows, scenario_data):
     if trigger == "services-table":
         trigger = "edit"
     try:
-        return update_sites(trigger, rows if trigger != "services-init" else None, click, contents,
-                            filename, scenario_data)  # fmt: skip
+        scenario, out_rows, note = update_sites(
+            trigger,
+            rows if trigger != "services-init" else None,
+            click,
+            contents,
+            filename,
+            scenario_data,
+        )
     except Exception as err:  # noqa: BLE001
         log.exception("sites update failed")
-        return no_update, no_update, error_message(err)
+        return no_update, no_update, error_message(err), no_update
+    return scenario, out_rows, note, page_showing_new_rows(trigger, rows, out_rows)
 
 
 def render(scenario_data: dict | None, tile_url: str | None):
     scenario = scenario_from_store(scenario_data)
     geometry = footprint_geometry(scenario)
     table = area_table(scenario)
-    hover = [f"<b>{r.name}</b> ({code})<br>population {r.population:,.0f}<br>click to add a candidate here"
+    hover = [f"<b>{r['name']}</b> ({code})<br>population {r.population:,.0f}<br>click to add a candidate here"
              for code, r in table.reindex(list(geometry.ids)).iterrows()]  # fmt: skip
     return figures.area_map(
         geometry, table["population"], hover, colorbar_title="people", colorscale=figures.GREYS,

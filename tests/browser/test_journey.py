@@ -127,6 +127,22 @@ def test_commissioner_journey(browser, app_url, screenshot_dir, download_dir):
     wait_map(d, "services-map")
     assert "Mill View Hospital" in css(d, "#services-table").text
     shot(d, screenshot_dir, "2-services")
+    # click an area in the middle of the map: a candidate site is added there
+    canvas = css(d, "#services-map .maplibregl-canvas")
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+    time.sleep(0.5)
+    added = ""
+    for dx, dy in ((125, 21), (-60, 0), (-250, 10), (200, -40)):  # a site marker may be in the way
+        ActionChains(d).move_to_element(canvas).move_by_offset(dx, dy).click().perform()
+        note = wait_for(
+            d, lambda d: css(d, "#services-message").text, what="a message after the click"
+        )
+        if note.startswith("Added"):
+            added = note
+            break
+        assert note.startswith("Site "), note  # a site marker was clicked instead
+    assert "Candidate near" in added
+    assert added.split("'")[1] in css(d, "#services-table").text
 
     # one assumption: demand grows by 10%
     go(d, app_url, "/assumptions", ".param-group")

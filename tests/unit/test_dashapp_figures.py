@@ -105,9 +105,21 @@ def test_scorecard_chart_colours_by_verdict():
     ])  # fmt: skip
     bar = fig.data[0]
     colours = dict(zip(bar.y, bar.marker.color, strict=True))
-    assert colours["Admissions"] == figures.NHS_GREEN
-    assert colours["Cost"] == figures.NHS_RED
+    assert colours["Admissions: -10.0%"] == figures.NHS_GREEN
+    assert colours["Cost: +5.0%"] == figures.NHS_RED
     assert figures.scorecard_chart([]).layout.annotations
+
+
+def test_scorecard_chart_caps_long_bars_but_labels_the_true_change():
+    fig = figures.scorecard_chart([
+        {"label": "Crisis-house stays", "pct": 786.0, "verdict": "better"},
+        {"label": "Admissions", "pct": -26.0, "verdict": "better"},
+    ], cap_pct=100)  # fmt: skip
+    bar = fig.data[0]
+    shown = dict(zip(bar.y, bar.x, strict=True))
+    assert shown["Crisis-house stays: +786.0%"] == 100
+    assert shown["Admissions: -26.0%"] == -26.0
+    assert list(bar.marker.pattern.shape) == ["", "/"]  # rows run bottom-up
 
 
 def test_equity_chart_per_100k_divides_by_quintile_population():
@@ -130,6 +142,12 @@ def test_frontier_chart_handles_missing_and_infeasible_rows():
     fig = figures.frontier_chart(df, current_budget=2e6)
     assert list(fig.data[0].x) == [2.0, 3.0]
     assert fig.data[1].yaxis == "y2"
+    assert list(fig.data[0].marker.symbol) == ["circle", "circle"]  # no status: taken as proven
+    df["status"] = ["INFEASIBLE", "OPTIMAL", "FEASIBLE"]
+    df["gap"] = [None, 0.001, 0.2]
+    fig = figures.frontier_chart(df)
+    assert list(fig.data[0].marker.symbol) == ["circle", "circle-open"]
+    assert "gap 20.0%" in fig.data[0].customdata[1]
     infeasible = pd.DataFrame({"budget_gbp_per_year": [1e6], "oap_bed_days_per_year": [None]})
     assert "No budget" in figures.frontier_chart(infeasible).layout.annotations[0].text
 

@@ -187,6 +187,9 @@ def test_add_button_adds_a_row(pages, demo):
         "services-add", rows, None, None, None, demo
     )
     assert len(out_rows) == len(rows) + 1
+    page = pages.services.page_showing_new_rows("services-add", rows, out_rows)
+    assert page == len(rows) // pages.services.PAGE_SIZE
+    assert pages.services.page_showing_new_rows("edit", rows, rows) is no_update
 
 
 def test_bad_sites_upload_shows_file_row_and_field(pages, demo, config):
@@ -220,6 +223,14 @@ def test_good_sites_upload_adds_sites(pages, demo, config):
     assert s.site("N1").capacity.crisis_house_places == 6 and s.site("N1").status == "candidate"
 
 
+def test_map_hover_names_the_area(pages, demo):
+    fig, _ = pages.footprint.render(demo, "population", None)
+    table = state.area_table(state.scenario_from_store(demo))
+    code = fig.data[0].locations[0]
+    assert fig.data[0].hovertext[0].startswith(f"<b>{table.at[code, 'name']}</b> ({code})")
+    assert table.at[code, "name"] != code
+
+
 def test_services_map_has_sites(pages, demo):
     fig = pages.services.render(demo, None)
     assert any(t.name == "Inpatient beds" for t in fig.data)
@@ -237,16 +248,18 @@ def test_assumption_rows_cover_every_parameter(pages):
 
 
 def test_changing_an_assumption_applies_it(pages, demo):
-    scenario, form, errors, note = pages.assumptions.edit(
+    paths = ["demand.growth_factor", "queues.oap_los_days"]
+    scenario, form, errors, tags, note = pages.assumptions.edit(
         {"type": "assumptions-num", "path": "demand.growth_factor"},
-        {"demand.growth_factor": 1.2, "queues.oap_los_days": 40.0}, {}, ["demand.growth_factor"], demo,
+        {"demand.growth_factor": 1.2, "queues.oap_los_days": 40.0}, {}, paths, demo,
     )  # fmt: skip
     assert state.scenario_from_store(scenario).demand.growth_factor == 1.2
-    assert errors == [None] and "1 change" in _text(note)
+    assert errors == [None, None] and "1 change" in _text(note)
+    assert tags == ["changed", None]
 
 
 def test_invalid_assumption_is_explained_at_its_field(pages, demo):
-    scenario, _, errors, note = pages.assumptions.edit(
+    scenario, _, errors, _, note = pages.assumptions.edit(
         {"type": "assumptions-num", "path": "demand.growth_factor"},
         {"demand.growth_factor": -1, "queues.oap_los_days": 45.0},
         {"demand.hourly_profile": "[0.5, 0.5"}, ["demand.growth_factor", "demand.hourly_profile", "queues.oap_los_days"],
@@ -261,7 +274,11 @@ def test_invalid_assumption_is_explained_at_its_field(pages, demo):
 
 
 def test_presets_and_reset(pages, demo):
-    scenario, form, _, _ = pages.assumptions.edit("assumptions-preset-crisis-now", {}, {}, [], demo)
+    ids = ["demand.growth_factor", "pathway.routing"]
+    scenario, form, errors, tags, _ = pages.assumptions.edit(
+        "assumptions-preset-crisis-now", {}, {}, ids, demo
+    )
+    assert errors == [no_update] * 2 and tags == [no_update] * 2  # one value per wildcard output
     s = state.scenario_from_store(scenario)
     assert (
         s.pathway.preset == "crisis_now"
@@ -275,7 +292,7 @@ def test_presets_and_reset(pages, demo):
 
 
 def test_page_render_calls_are_not_edits(pages, demo):
-    scenario, form, errors, note = pages.assumptions.edit(
+    scenario, form, errors, tags, note = pages.assumptions.edit(
         None, {"demand.growth_factor": 1.0}, {}, ["x"], demo
     )
     assert scenario is no_update and note is no_update
