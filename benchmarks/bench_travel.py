@@ -69,7 +69,7 @@ def main() -> None:
     print(f"| case | median ms ({args.repeats} repeats) |")
     print("|---|---:|")
     for label, fn in cases:
-        print(f"| {label} | {median_seconds(fn, args.repeats) * 1000:.1f} |")
+        print(f"| {label} | {median_seconds(fn, args.repeats) * 1000:.2f} |")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ GRID_DAMP = 0.05  # ridge on the corridor grid (lsqr ``damp``)
 ITERATIONS = 8
 LSQR_ITER = 200
 FILL_NEIGHBOURS = 5  # LSOAs without a matrix row take the mean of this many neighbours
+OUTLIER_NEIGHBOURS = 10  # a row is compared with this many nearest rows ...
+OUTLIER_LOG = 0.3  # ... and left out if its times differ by more than this (log scale)
 
 # validation
 SEED = 20240101
@@ -247,17 +249,38 @@ def fit_model(
     return Fit(curve_coef=coef, row_factor=f, grid=padded[1:-1, 1:-1].copy())
 
 
-def factor_field(data: RawData, row_factor: np.ndarray) -> np.ndarray:
-    """Factor for every LSOA: its row's, or the mean of its nearest rows if it has none."""
+def screen_rows(row_xy: np.ndarray, minutes: np.ndarray) -> np.ndarray:
+    """Rows that agree with their neighbours (``True`` = keep).
+
+    A row whose times are, in the median over destinations, more than
+    ``OUTLIER_LOG`` (log scale) away from the mean of its ``OUTLIER_NEIGHBOURS``
+    nearest rows is taken to be a data error: neighbouring LSOAs a few km apart
+    have nearly the same times to distant hospitals.
+    """
+    logt = np.log(np.where(minutes > 0, minutes, np.nan))
+    _, nn = cKDTree(row_xy).query(row_xy, k=OUTLIER_NEIGHBOURS + 1)
+    dev = np.empty(len(row_xy))
+    for start in range(0, len(row_xy), 2000):
+        s = slice(start, start + 2000)
+        ref = np.nanmean(logt[nn[s, 1:]], axis=1)
+        dev[s] = np.nanmedian(logt[s] - ref, axis=1)
+    return ~(np.abs(dev) > OUTLIER_LOG)
+
+
+def factor_field(data: RawData, rows: np.ndarray, row_factor: np.ndarray) -> np.ndarray:
+    """Factor for every LSOA: its row's, or the mean of the nearest fitted rows if it has none.
+
+    ``rows`` are the fitted matrix rows and ``row_factor`` their factors.
+    """
     field = np.full(len(data.codes), np.nan)
-    field[data.row_lsoa] = row_factor
+    lsoa = data.row_lsoa[rows]
+    field[lsoa] = row_factor
     empty = np.flatnonzero(np.isnan(field))
     if len(empty):
-        tree = cKDTree(data.xy[data.row_lsoa])
-        _, nn = tree.query(data.xy[empty], k=FILL_NEIGHBOURS)
+        _, nn = cKDTree(data.xy[lsoa]).query(data.xy[empty], k=FILL_NEIGHBOURS)
         field[empty] = row_factor[nn].mean(axis=1)
         log.info(
-            "%d LSOAs without a matrix row take their neighbours' factor: %s",
+            "%d LSOAs without a usable matrix row take their neighbours' factor: %s",
             len(empty),
             ", ".join(data.codes[empty]),
         )
@@ -266,15 +289,24 @@ def factor_field(data: RawData, row_factor: np.ndarray) -> np.ndarray:
 
 def fit_columns(data: RawData, cols: np.ndarray, **kw: bool) -> tr.TravelModel:
     """Fit on the matrix columns ``cols`` only and return the model."""
-    row_xy = data.xy[data.row_lsoa]
+    minutes = data.minutes[:, cols]
+    keep = screen_rows(data.xy[data.row_lsoa], minutes)
+    if (~keep).any():
+        log.warning(
+            "%d matrix rows disagree with their neighbours and are left out: %s",
+            (~keep).sum(),
+            ", ".join(data.codes[data.row_lsoa[~keep]]),
+        )
+    rows = np.flatnonzero(keep)
+    row_xy = data.xy[data.row_lsoa[rows]]
     site_xy = data.site_xy[cols]
-    # a destination takes the factor of its nearest LSOA (here: nearest matrix row)
+    # a destination takes the factor of its nearest LSOA (here: nearest fitted row)
     _, site_row = cKDTree(row_xy).query(site_xy)
-    fit = fit_model(row_xy, site_xy, site_row, data.minutes[:, cols], **kw)
+    fit = fit_model(row_xy, site_xy, site_row, minutes[rows], **kw)
     return tr.TravelModel(
         codes=data.codes,
         centroids=np.round(data.xy),
-        log_factor=np.round(factor_field(data, fit.row_factor), 4),
+        log_factor=np.round(factor_field(data, rows, fit.row_factor), 4),
         knots_km=np.array(KNOTS_KM),
         curve_coef=np.round(fit.curve_coef, 6),
         grid_origin=GRID_ORIGIN_M,
