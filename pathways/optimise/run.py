@@ -13,7 +13,7 @@ import pandas as pd
 
 from pathways.errors import InputError, Problem
 from pathways.kpis import HEADLINE_KPIS
-from pathways.optimise import SolverOptions, optimise_with_baselines
+from pathways.optimise import SolverOptions, objective_value, optimise_with_baselines
 from pathways.plan import dump_plan
 from pathways.scenario import SERVICES, Scenario, load_scenario, with_changes
 
@@ -168,7 +168,9 @@ def frontier(scenario: Scenario, budgets: list[float], opts: SolverOptions) -> p
     rows = []
     hint = None
     base = evaluate(inst)
-    for b in budgets:
+    for step, b in enumerate(budgets, start=1):
+        if opts.progress:
+            opts.progress(f"budget {step}/{len(budgets)}: GBP {b / 1e6:,.1f}M", (step - 1) / len(budgets))
         sc_b = with_changes(scenario, {"budget.revenue_gbp_per_year": b, "objective.mode": "min_weighted"})
         inst_b = inst.with_scenario(sc_b)
         goals = resolve_goals(inst_b, base)
@@ -183,6 +185,7 @@ def frontier(scenario: Scenario, budgets: list[float], opts: SolverOptions) -> p
             "budget_gbp_per_year": b,
             "status": plan.solver.status,
             "gap": plan.solver.gap,
+            "objective": objective_value(card, "min_weighted", sc_b.objective.weights),
             "oap_bed_days_per_year": card.kpis["oap_bed_days_per_year"],
             "admissions_per_year": card.kpis["admissions_per_year"],
             "total_cost_gbp_per_year": card.kpis["total_cost_gbp_per_year"],
@@ -219,15 +222,8 @@ def frontier_cli(args) -> int:
     budgets = parse_budgets(args.budgets)
     opts = SolverOptions(time_limit_s=args.time_limit, gap=args.gap, workers=args.workers)
     with Progress() as progress:
-        rows = []
-        for i, b in enumerate(budgets):
-            progress(f"budget {i + 1}/{len(budgets)}: GBP {b / 1e6:,.1f}M", i / len(budgets))
-            rows.append(frontier(scenario, [b], opts))
-        df = pd.concat(rows, ignore_index=True)
-        d_cost = df["total_cost_gbp_per_year"].diff() if "total_cost_gbp_per_year" in df else None
-        if d_cost is not None:
-            d_oap = -df["oap_bed_days_per_year"].diff()
-            df["marginal_gbp_per_oap_bed_day_avoided"] = np.where(d_oap > 1e-6, d_cost / d_oap, np.nan)
+        opts = SolverOptions(**{**opts.__dict__, "progress": lambda msg, frac: progress(f"budget steps: {msg}", frac)})
+        df = frontier(scenario, budgets, opts)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.1f}".format):
         print(df.to_string(index=False))
     if args.out:

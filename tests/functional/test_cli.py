@@ -86,5 +86,5 @@ def test_frontier_table_and_plot(tmp_path):
     assert list(df["budget_gbp_per_year"]) == [58e6, 60e6]
     assert (tmp_path / "frontier.html").exists()
     assert "marginal_gbp_per_oap_bed_day_avoided" in df.columns
-    # more money never makes the objective worse: admissions do not rise
-    assert df["admissions_per_year"].iloc[1] <= df["admissions_per_year"].iloc[0] * 1.005
+    # more money never makes the plan worse (up to the proven gap of each solve)
+    assert df["objective"].iloc[1] <= df["objective"].iloc[0] * (1 + df["gap"].iloc[0] + 1e-6)
