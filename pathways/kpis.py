@@ -268,12 +268,16 @@ def hub_metrics(inst: Instance, handlers: dict[str, int]) -> pd.DataFrame:
 
 
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
-    w = np.asarray(weights, float)
-    if w.sum() <= 0:
-        return float("nan")
     order = np.argsort(values, kind="stable")
-    v, w = values[order], w[order]
-    cum = np.cumsum(w) / w.sum()
+    return _sorted_quantile(values[order], np.asarray(weights, float)[order], q)
+
+
+def _sorted_quantile(v: np.ndarray, w: np.ndarray, q: float) -> float:
+    """Weighted quantile of values already sorted ascending: the smallest v with cumulative weight >= q."""
+    total = w.sum()
+    if total <= 0:
+        return float("nan")
+    cum = np.cumsum(w) / total
     return float(v[np.searchsorted(cum, q, side="left").clip(0, len(v) - 1)])
 
 
@@ -350,6 +354,8 @@ def evaluate(scenario: Scenario | Instance, plan: Plan | None = None) -> Scoreca
             np.repeat(np.arange(len(pop)), t.shape[1]),
         ]
     )
+    keep = trip_w > 0  # most area-site pairs carry no journeys
+    trip_t, trip_w, trip_area = trip_t[keep], trip_w[keep], trip_area[keep]
 
     # (8) costs and workforce
     cost = costs_mod.plan_costs(sc, plan, oap_bed_days=pool["oap_bed_days"])
@@ -440,44 +446,30 @@ def evaluate(scenario: Scenario | Instance, plan: Plan | None = None) -> Scoreca
 
     # by IMD quintile
     rows = {}
+    count_cols = ("episodes_per_year", "admissions_per_year", "oap_placements_per_year", "oap_bed_days_per_year",
+                  "oap_cost_gbp_per_year", "crisis_house_episodes_per_year", "crisis_house_turned_away_per_year",
+                  "mobile_episodes_per_year", "hub_calls_per_year", "total_cost_gbp_per_year")
+    sums = {k: np.bincount(quint, weights=by_area[k].to_numpy(float), minlength=6) for k in count_cols}
+    pop_q = np.bincount(quint, weights=pop, minlength=6)
+    mob_q = np.bincount(quint, weights=mob_episodes, minlength=6)
+    within_q = np.bincount(quint, weights=mob_within, minlength=6)
+    trip_q = quint[trip_area]
+    tw_q = np.bincount(trip_q, weights=trip_w * trip_t, minlength=6)
+    w_q = np.bincount(trip_q, weights=trip_w, minlength=6)
+    order = np.argsort(trip_t, kind="stable")
     for qi in range(1, 6):
-        m = quint == qi
-        qpop = float(pop[m].sum())
-        tm = np.isin(trip_area, np.flatnonzero(m))
-        row = {}
-        for k in (
-            "episodes_per_year",
-            "admissions_per_year",
-            "oap_placements_per_year",
-            "oap_bed_days_per_year",
-            "oap_cost_gbp_per_year",
-            "crisis_house_episodes_per_year",
-            "crisis_house_turned_away_per_year",
-            "mobile_episodes_per_year",
-            "hub_calls_per_year",
-            "total_cost_gbp_per_year",
-        ):
-            row[k] = float(by_area.loc[m, k].sum()) if k in by_area else np.nan
-        me = float(mob_episodes[m].sum())
-        row["mobile_response_within_standard_share"] = (
-            float(mob_within[m].sum() / me) if me > 0 else np.nan
-        )
+        qpop = float(pop_q[qi])
+        row = {k: float(sums[k][qi]) for k in count_cols}
+        row["mobile_response_within_standard_share"] = float(within_q[qi] / mob_q[qi]) if mob_q[qi] > 0 else np.nan
         row["inpatient_occupancy"] = kpis["inpatient_occupancy"]
         row["inpatient_blocked_share"] = kpis["inpatient_blocked_share"]
         row["hub_service_level"] = kpis["hub_service_level"]
         row["hub_abandoned_calls_per_year"] = row["hub_calls_per_year"] * hub_abandon
-        row["s136_turned_away_per_year"] = kpis["s136_turned_away_per_year"] * (
-            qpop / total_pop if total_pop else 0
-        )
+        row["s136_turned_away_per_year"] = kpis["s136_turned_away_per_year"] * (qpop / total_pop if total_pop else 0)
         row["veteran_episodes_per_year"] = row["episodes_per_year"] * sc.demand.veterans_share
-        row["mean_travel_mins"] = (
-            float((trip_w[tm] * trip_t[tm]).sum() / trip_w[tm].sum())
-            if trip_w[tm].sum() > 0
-            else np.nan
-        )
-        row["p95_travel_mins"] = (
-            _weighted_quantile(trip_t[tm], trip_w[tm], 0.95) if tm.any() else np.nan
-        )
+        row["mean_travel_mins"] = float(tw_q[qi] / w_q[qi]) if w_q[qi] > 0 else np.nan
+        sel = order[trip_q[order] == qi]
+        row["p95_travel_mins"] = _sorted_quantile(trip_t[sel], trip_w[sel], 0.95) if len(sel) else np.nan
         row["capital_cost_gbp"] = np.nan
         row["population"] = qpop
         rows[qi] = row
