@@ -37,8 +37,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     pop = areas["pop_total"]
     quint = areas.groupby("imd_quintile")["pop_total"].sum().reindex(range(1, 6), fill_value=0)
     sites = [
-        {"site_id": s.site_id, "name": s.name, "status": s.status, "services": list(s.services),
-         **{k: v for k, v in s.capacity.model_dump().items() if v}}
+        {
+            "site_id": s.site_id,
+            "name": s.name,
+            "status": s.status,
+            "services": list(s.services),
+            **{k: v for k, v in s.capacity.model_dump().items() if v},
+        }
         for s in scenario.sites
     ]
     info = {
@@ -46,7 +51,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         "footprint": scenario.footprint.icb or scenario.footprint.areas_file,
         "areas": int(len(areas)),
         "population": int(pop.sum()),
-        "rural_population_share": float(pop[areas["rural"]].sum() / pop.sum()) if pop.sum() else 0.0,
+        "rural_population_share": float(pop[areas["rural"]].sum() / pop.sum())
+        if pop.sum()
+        else 0.0,
         "imd_quintile_population": {str(q): int(v) for q, v in quint.items()},
         "imd_quintile_share": {str(q): float(v / pop.sum()) for q, v in quint.items()},
         "sites": sites,
@@ -60,12 +67,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"rural population share: {info['rural_population_share']:.1%}")
     print("IMD quintile (1 = most deprived):  population   share")
     for q in range(1, 6):
-        print(f"  {q}                               {info['imd_quintile_population'][str(q)]:>10,}  {info['imd_quintile_share'][str(q)]:6.1%}")
+        print(
+            f"  {q}                               {info['imd_quintile_population'][str(q)]:>10,}  {info['imd_quintile_share'][str(q)]:6.1%}"
+        )
     if sites:
         print(f"sites: {info['existing_sites']} existing, {info['candidate_sites']} candidate")
         print(f"  {'site_id':<14}{'status':<11}{'services':<45}capacity")
         for s in sites:
-            capacity = ", ".join(f"{k}={v}" for k, v in s.items() if k.endswith(("beds", "places", "teams", "suites")))
+            capacity = ", ".join(
+                f"{k}={v}"
+                for k, v in s.items()
+                if k.endswith(("beds", "places", "teams", "suites"))
+            )
             print(f"  {s['site_id']:<14}{s['status']:<11}{','.join(s['services']):<45}{capacity}")
     return 0
 
@@ -83,7 +96,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         io.write_csv(card, args.csv, suppress=not args.no_suppress)
         print(f"wrote {args.csv}")
     if args.xlsx:
-        io.write_xlsx(scenario, {card.plan_name: card}, args.xlsx, plan=plan, suppress=not args.no_suppress)
+        io.write_xlsx(
+            scenario, {card.plan_name: card}, args.xlsx, plan=plan, suppress=not args.no_suppress
+        )
         print(f"wrote {args.xlsx}")
     if args.json:
         print(card.to_json())
@@ -94,7 +109,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             v = card.kpis[k]
             p = card.per_100k.get(k)
             g = card.imd_gap.get(k)
-            print(f"{k:<42}{_fmt(v):>16}{_fmt(p) if p is not None else '':>14}{_fmt(g) if g is not None else '':>16}")
+            print(
+                f"{k:<42}{_fmt(v):>16}{_fmt(p) if p is not None else '':>14}{_fmt(g) if g is not None else '':>16}"
+            )
     return 0
 
 
@@ -169,11 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("optimise", help="suggest capacity and sites")
     s.add_argument("scenario")
     s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--mode", choices=["min_weighted", "min_cost"], help="override the scenario's objective")
+    s.add_argument(
+        "--mode", choices=["min_weighted", "min_cost"], help="override the scenario's objective"
+    )
     s.add_argument("--budget", type=float, help="revenue budget, GBP per year")
     s.add_argument("--oap-target", type=float, help="min_cost mode: OAP bed-days per year at most")
     s.add_argument("--time-limit", type=float, default=60.0, help="seconds (default 60)")
-    s.add_argument("--gap", type=float, default=0.005, help="relative gap to stop at (default 0.005)")
+    s.add_argument(
+        "--gap", type=float, default=0.005, help="relative gap to stop at (default 0.005)"
+    )
     s.add_argument("--workers", type=int, default=0, help="solver threads (0 = all cores)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quiet", action="store_true")
@@ -181,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("frontier", help="optimise over a range of budgets")
     s.add_argument("scenario")
-    s.add_argument("--budgets", required=True, help="a:b:step in GBP per year (e.g. 80e6:100e6:5e6)")
+    s.add_argument(
+        "--budgets", required=True, help="a:b:step in GBP per year (e.g. 80e6:100e6:5e6)"
+    )
     s.add_argument("--out", help="folder for frontier.csv and frontier.html")
     s.add_argument("--time-limit", type=float, default=60.0)
     s.add_argument("--gap", type=float, default=0.005)
@@ -216,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
+    )
     try:
         return int(args.func(args) or 0)
     except InputError as err:

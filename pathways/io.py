@@ -25,10 +25,18 @@ SUPPRESSED = "<5"
 
 def is_count_column(name: str) -> bool:
     base = name.removeprefix("imd_q").lstrip("12345_")
-    return name in COUNT_KPIS or base in COUNT_KPIS or name.endswith("_per_year") and "gbp" not in name and "share" not in name
+    return (
+        name in COUNT_KPIS
+        or base in COUNT_KPIS
+        or name.endswith("_per_year")
+        and "gbp" not in name
+        and "share" not in name
+    )
 
 
-def suppress_small(df: pd.DataFrame, columns: list[str] | None = None, threshold: float = SUPPRESSION_THRESHOLD) -> pd.DataFrame:
+def suppress_small(
+    df: pd.DataFrame, columns: list[str] | None = None, threshold: float = SUPPRESSION_THRESHOLD
+) -> pd.DataFrame:
     """Replace counts in ``(0, threshold)`` by ``"<5"`` (zeros are kept: they disclose nothing)."""
     out = df.copy()
     cols = columns if columns is not None else [c for c in out.columns if is_count_column(str(c))]
@@ -70,13 +78,15 @@ def assumptions_table(scenario: Scenario) -> pd.DataFrame:
         for part in p["path"].split("."):
             node = node.get(part, {}) if isinstance(node, dict) else {}
         value = node if not isinstance(node, dict) or node else None
-        rows.append({
-            "parameter": p["path"],
-            "value": _short(value),
-            "default": _short(p["default"]),
-            "unit": p["unit"],
-            "source": p["source"],
-        })
+        rows.append(
+            {
+                "parameter": p["path"],
+                "value": _short(value),
+                "default": _short(p["default"]),
+                "unit": p["unit"],
+                "source": p["source"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -103,12 +113,28 @@ def write_xlsx(
     with pd.ExcelWriter(path, engine="openpyxl") as xl:
         comparison = comparison_table(cards)
         if suppress:
-            comparison = suppress_small(comparison.T, columns=[k for k in comparison.index if k in COUNT_KPIS]).T
+            comparison = suppress_small(
+                comparison.T, columns=[k for k in comparison.index if k in COUNT_KPIS]
+            ).T
         comparison.to_excel(xl, sheet_name="Scorecard")
         main_name, main = next(reversed(cards.items()))
         scorecard_table(main, suppress).to_excel(xl, sheet_name="KPIs detail")
         if plan is not None:
-            sites = plan.capacity_table().join(main.by_site.drop(columns=[c for c in main.by_site.columns if c in ("inpatient_beds", "crisis_house_places", "mobile_teams", "place_of_safety_suites")]))
+            sites = plan.capacity_table().join(
+                main.by_site.drop(
+                    columns=[
+                        c
+                        for c in main.by_site.columns
+                        if c
+                        in (
+                            "inpatient_beds",
+                            "crisis_house_places",
+                            "mobile_teams",
+                            "place_of_safety_suites",
+                        )
+                    ]
+                )
+            )
         else:
             sites = main.by_site
         sites.to_excel(xl, sheet_name="Plan by site")
@@ -118,16 +144,22 @@ def write_xlsx(
         bq = main.by_quintile.copy()
         bq = suppress_small(bq) if suppress else bq
         bq.to_excel(xl, sheet_name="KPIs by IMD quintile")
-        pd.DataFrame({"staff_group": list(main.workforce_wte), "wte": list(main.workforce_wte.values())}).to_excel(
-            xl, sheet_name="Workforce", index=False
-        )
+        pd.DataFrame(
+            {"staff_group": list(main.workforce_wte), "wte": list(main.workforce_wte.values())}
+        ).to_excel(xl, sheet_name="Workforce", index=False)
         assumptions_table(scenario).to_excel(xl, sheet_name="Assumptions", index=False)
-        notes = pd.DataFrame({"note": [
-            f"Scenario: {scenario.name}",
-            f"Plan shown in detail: {main_name}",
-            "Counts below 5 are shown as '<5' (small-number suppression)." if suppress else "Small numbers NOT suppressed.",
-            "Figures are modelled expected values per year, not observed counts.",
-        ]})
+        notes = pd.DataFrame(
+            {
+                "note": [
+                    f"Scenario: {scenario.name}",
+                    f"Plan shown in detail: {main_name}",
+                    "Counts below 5 are shown as '<5' (small-number suppression)."
+                    if suppress
+                    else "Small numbers NOT suppressed.",
+                    "Figures are modelled expected values per year, not observed counts.",
+                ]
+            }
+        )
         notes.to_excel(xl, sheet_name="About", index=False)
     return path
 

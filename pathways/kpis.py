@@ -446,10 +446,21 @@ def evaluate(scenario: Scenario | Instance, plan: Plan | None = None) -> Scoreca
 
     # by IMD quintile
     rows = {}
-    count_cols = ("episodes_per_year", "admissions_per_year", "oap_placements_per_year", "oap_bed_days_per_year",
-                  "oap_cost_gbp_per_year", "crisis_house_episodes_per_year", "crisis_house_turned_away_per_year",
-                  "mobile_episodes_per_year", "hub_calls_per_year", "total_cost_gbp_per_year")
-    sums = {k: np.bincount(quint, weights=by_area[k].to_numpy(float), minlength=6) for k in count_cols}
+    count_cols = (
+        "episodes_per_year",
+        "admissions_per_year",
+        "oap_placements_per_year",
+        "oap_bed_days_per_year",
+        "oap_cost_gbp_per_year",
+        "crisis_house_episodes_per_year",
+        "crisis_house_turned_away_per_year",
+        "mobile_episodes_per_year",
+        "hub_calls_per_year",
+        "total_cost_gbp_per_year",
+    )
+    sums = {
+        k: np.bincount(quint, weights=by_area[k].to_numpy(float), minlength=6) for k in count_cols
+    }
     pop_q = np.bincount(quint, weights=pop, minlength=6)
     mob_q = np.bincount(quint, weights=mob_episodes, minlength=6)
     within_q = np.bincount(quint, weights=mob_within, minlength=6)
@@ -460,16 +471,22 @@ def evaluate(scenario: Scenario | Instance, plan: Plan | None = None) -> Scoreca
     for qi in range(1, 6):
         qpop = float(pop_q[qi])
         row = {k: float(sums[k][qi]) for k in count_cols}
-        row["mobile_response_within_standard_share"] = float(within_q[qi] / mob_q[qi]) if mob_q[qi] > 0 else np.nan
+        row["mobile_response_within_standard_share"] = (
+            float(within_q[qi] / mob_q[qi]) if mob_q[qi] > 0 else np.nan
+        )
         row["inpatient_occupancy"] = kpis["inpatient_occupancy"]
         row["inpatient_blocked_share"] = kpis["inpatient_blocked_share"]
         row["hub_service_level"] = kpis["hub_service_level"]
         row["hub_abandoned_calls_per_year"] = row["hub_calls_per_year"] * hub_abandon
-        row["s136_turned_away_per_year"] = kpis["s136_turned_away_per_year"] * (qpop / total_pop if total_pop else 0)
+        row["s136_turned_away_per_year"] = kpis["s136_turned_away_per_year"] * (
+            qpop / total_pop if total_pop else 0
+        )
         row["veteran_episodes_per_year"] = row["episodes_per_year"] * sc.demand.veterans_share
         row["mean_travel_mins"] = float(tw_q[qi] / w_q[qi]) if w_q[qi] > 0 else np.nan
         sel = order[trip_q[order] == qi]
-        row["p95_travel_mins"] = _sorted_quantile(trip_t[sel], trip_w[sel], 0.95) if len(sel) else np.nan
+        row["p95_travel_mins"] = (
+            _sorted_quantile(trip_t[sel], trip_w[sel], 0.95) if len(sel) else np.nan
+        )
         row["capital_cost_gbp"] = np.nan
         row["population"] = qpop
         rows[qi] = row

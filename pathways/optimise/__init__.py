@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from pathways.optimise.baselines import greedy_marginal, objective_value, pro_rata
 from pathways.optimise.model import SolverOptions
 
-__all__ = ["SolverOptions", "OptimiseResult", "optimise", "optimise_with_baselines", "objective_value"]
+__all__ = [
+    "SolverOptions",
+    "OptimiseResult",
+    "optimise",
+    "optimise_with_baselines",
+    "objective_value",
+]
 
 
 @dataclass(frozen=True)
@@ -59,4 +65,6 @@ def optimise_with_baselines(scenario, options: SolverOptions | None = None) -> O
     cards["optimised"] = evaluate(inst, plan)
     objectives["optimised"] = objective_value(cards["optimised"], goals.mode, w)
     report("done", 1.0)
-    return OptimiseResult(plan=plan, baselines=baselines, cards=cards, objectives=objectives, goals=goals)
+    return OptimiseResult(
+        plan=plan, baselines=baselines, cards=cards, objectives=objectives, goals=goals
+    )

@@ -14,7 +14,14 @@ import numpy as np
 
 from pathways.costs import unit_cost
 from pathways.instance import Instance
-from pathways.kpis import Scorecard, crisis_house_sites, evaluate, inpatient_pool, mobile_teams, nearest_allocation
+from pathways.kpis import (
+    Scorecard,
+    crisis_house_sites,
+    evaluate,
+    inpatient_pool,
+    mobile_teams,
+    nearest_allocation,
+)
 from pathways.pathway import route
 from pathways.plan import Plan, SitePlan, baseline_plan
 from pathways.scenario import SERVICES, Capacity
@@ -43,7 +50,9 @@ def objective_value(card: Scorecard, mode: str, weights) -> float:
 def plan_from_arrays(inst: Instance, cap: dict[str, np.ndarray], hub, name: str) -> Plan:
     sites = []
     for j, sid in enumerate(inst.site_ids):
-        sites.append(SitePlan(site_id=sid, capacity=Capacity(**{FIELD[s]: int(cap[s][j]) for s in SERVICES})))
+        sites.append(
+            SitePlan(site_id=sid, capacity=Capacity(**{FIELD[s]: int(cap[s][j]) for s in SERVICES}))
+        )
     return Plan(name=name, sites=tuple(sites), hub=hub)
 
 
@@ -53,7 +62,9 @@ def _arrays(inst: Instance, plan: Plan) -> dict[str, np.ndarray]:
     return {k: v.astype(int) for k, v in capacity_arrays(inst, plan).items()}
 
 
-def _largest_remainder(total: int, weights: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _largest_remainder(
+    total: int, weights: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
     """Integers summing to ``total`` (as far as bounds allow) in proportion to ``weights``."""
     out = lo.copy()
     left = total - int(lo.sum())
@@ -121,16 +132,16 @@ class _Quick:
         self.inst = inst
         sc = inst.scenario
         self.sc = sc
-        self.fixed = (
-            unit_cost(sc, "hub") * sum(sc.hub.of(s) for s in ("night", "day", "evening"))
-        )
+        self.fixed = unit_cost(sc, "hub") * sum(sc.hub.of(s) for s in ("night", "day", "evening"))
         self.w = sc.objective.weights
         self.mode = sc.objective.mode
 
     def __call__(self, cap: dict[str, np.ndarray]) -> tuple[float, float, float]:
-        inst, sc, q = self.inst, self.sc, self.sc.queues
+        inst, sc = self.inst, self.sc
         t = inst.travel_mins
-        ch_alloc = nearest_allocation(t, cap["crisis_house"] > 0, sc.pathway.crisis_house_max_travel_mins)
+        ch_alloc = nearest_allocation(
+            t, cap["crisis_house"] > 0, sc.pathway.crisis_house_max_travel_mins
+        )
         ch = crisis_house_sites(inst, cap["crisis_house"].astype(float), ch_alloc)
         flows = route(inst.episodes, sc.pathway, ch["served_share_area"], 0.0)
         pool = inpatient_pool(inst, float(cap["inpatient"].sum()), float(flows.admissions.sum()))
@@ -138,8 +149,13 @@ class _Quick:
         mob = mobile_teams(inst, cap["mobile_team"].astype(float), mob_alloc)
         mob_eps = inst.mobile_episodes
         within = float((mob_eps * mob["within_share_area"]).sum() / max(mob_eps.sum(), 1e-9))
-        travel_h = float(((ch_alloc * t).sum(axis=1) * flows.crisis_house_referrals).sum()
-                         + ((mob_alloc * t).sum(axis=1) * mob_eps).sum()) / 60.0
+        travel_h = (
+            float(
+                ((ch_alloc * t).sum(axis=1) * flows.crisis_house_referrals).sum()
+                + ((mob_alloc * t).sum(axis=1) * mob_eps).sum()
+            )
+            / 60.0
+        )
         cost = (
             sum(float(cap[s].sum()) * unit_cost(sc, s) for s in SERVICES)
             + self.fixed
@@ -148,8 +164,11 @@ class _Quick:
         if self.mode == "min_cost":
             obj = cost
         else:
-            obj = (self.w.oap_bed_day * pool["oap_bed_days"] + self.w.admission * float(flows.admissions.sum())
-                   + self.w.travel_hour * travel_h)
+            obj = (
+                self.w.oap_bed_day * pool["oap_bed_days"]
+                + self.w.admission * float(flows.admissions.sum())
+                + self.w.travel_hour * travel_h
+            )
         return obj, cost, within
 
 

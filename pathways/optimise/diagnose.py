@@ -28,9 +28,9 @@ def locked_minimum_cost(inst, goals) -> float:
     for svc in ("inpatient", "crisis_house", "mobile_team"):
         _, lo, _, must, _ = site_bounds(inst, svc)
         total += float((lo * must).sum()) * unit_cost(inst.scenario, svc)
-    total += sum(inst.scenario.site(s).capacity.place_of_safety_suites for s in inst.site_ids) * unit_cost(
-        inst.scenario, "place_of_safety"
-    )
+    total += sum(
+        inst.scenario.site(s).capacity.place_of_safety_suites for s in inst.site_ids
+    ) * unit_cost(inst.scenario, "place_of_safety")
     return total
 
 
@@ -52,9 +52,15 @@ def direct_checks(inst, goals) -> list[str]:
         if not mob_host.any():
             reasons.append("no site may host a mobile team, so the response standard cannot be met")
         else:
-            standard = np.where(inst.rural, q.mobile_standard_rural_mins, q.mobile_standard_urban_mins)
-            reachable = ((inst.travel_mins[:, mob_host] + q.mobile_dispatch_mins) <= standard[:, None]).any(axis=1)
-            best = float((inst.mobile_episodes * reachable).sum() / max(inst.mobile_episodes.sum(), 1e-9))
+            standard = np.where(
+                inst.rural, q.mobile_standard_rural_mins, q.mobile_standard_urban_mins
+            )
+            reachable = (
+                (inst.travel_mins[:, mob_host] + q.mobile_dispatch_mins) <= standard[:, None]
+            ).any(axis=1)
+            best = float(
+                (inst.mobile_episodes * reachable).sum() / max(inst.mobile_episodes.sum(), 1e-9)
+            )
             if best < goals.mobile_within_min:
                 reasons.append(
                     f"the mobile response standard ({goals.mobile_within_min:.0%} within the urban/rural "
@@ -64,7 +70,11 @@ def direct_checks(inst, goals) -> list[str]:
     if goals.ch_travel_mins is not None and goals.ch_pop_share_min is not None:
         _, _, _, _, ch_host = site_bounds(inst, "crisis_house")
         pop = inst.areas["pop_total"].to_numpy(float)
-        near = (inst.travel_mins[:, ch_host] <= goals.ch_travel_mins).any(axis=1) if ch_host.any() else np.zeros(len(pop), bool)
+        near = (
+            (inst.travel_mins[:, ch_host] <= goals.ch_travel_mins).any(axis=1)
+            if ch_host.any()
+            else np.zeros(len(pop), bool)
+        )
         share = float(pop[near].sum() / pop.sum())
         if share < goals.ch_pop_share_min:
             reasons.append(
@@ -79,8 +89,10 @@ def direct_checks(inst, goals) -> list[str]:
             _, lo, _, must, _ = site_bounds(inst, svc)
             need += float((lo * must).sum()) * per[svc][g]
         if need > cap:
-            reasons.append(f"the workforce cap for {g.replace('_', ' ')} ({cap:,.0f} WTE) is below what the "
-                           f"locked services need ({need:,.0f} WTE)")
+            reasons.append(
+                f"the workforce cap for {g.replace('_', ' ')} ({cap:,.0f} WTE) is below what the "
+                f"locked services need ({need:,.0f} WTE)"
+            )
     return reasons
 
 
@@ -102,10 +114,18 @@ def explain_infeasible(inst, goals, opts) -> list[str]:
         return reasons
     from pathways.optimise.model import SolverOptions, build_model, run_solver
 
-    active = [k for k, (attr, off, _) in FAMILIES.items() if getattr(goals, attr) not in (off, None, {}, 0.0)]
+    active = [
+        k
+        for k, (attr, off, _) in FAMILIES.items()
+        if getattr(goals, attr) not in (off, None, {}, 0.0)
+    ]
     culprits = []
-    quick = SolverOptions(time_limit_s=min(10.0, opts.time_limit_s), gap=0.05, backend=opts.backend,
-                          nearest_sites=opts.nearest_sites)
+    quick = SolverOptions(
+        time_limit_s=min(10.0, opts.time_limit_s),
+        gap=0.05,
+        backend=opts.backend,
+        nearest_sites=opts.nearest_sites,
+    )
     for fam in active:
         attr, off, _ = FAMILIES[fam]
         relaxed = dataclasses.replace(goals, **{attr: off})
@@ -115,7 +135,13 @@ def explain_infeasible(inst, goals, opts) -> list[str]:
     if culprits:
         others = [FAMILIES[f][2] for f in active if FAMILIES[f][2] not in culprits]
         if len(culprits) == 1:
-            return [f"{culprits[0]} cannot be met together with {', '.join(others) or 'the locked services'}"]
-        return [f"these cannot all be met together: {', '.join(culprits)} (dropping any one of them makes a plan possible)"]
-    return ["the constraints cannot be met together even when any single rule is dropped; relax the budget "
-            "and the service standards, or allow existing services to shrink"]
+            return [
+                f"{culprits[0]} cannot be met together with {', '.join(others) or 'the locked services'}"
+            ]
+        return [
+            f"these cannot all be met together: {', '.join(culprits)} (dropping any one of them makes a plan possible)"
+        ]
+    return [
+        "the constraints cannot be met together even when any single rule is dropped; relax the budget "
+        "and the service standards, or allow existing services to shrink"
+    ]

@@ -50,10 +50,9 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import numpy as np
 from datetime import timedelta
 
+import numpy as np
 from ortools.math_opt.python import mathopt
 
 from pathways import demand, queues
@@ -155,14 +154,20 @@ class Built:
 # ----------------------------------------------------------------------------- data
 
 
-def site_bounds(inst: Instance, service: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def site_bounds(
+    inst: Instance, service: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(current, min_if_open, max, must_open, can_host) per site for a service."""
     cur, lo, hi, must, host = [], [], [], [], []
     for sid in inst.site_ids:
         s = inst.scenario.site(sid)
         c = s.capacity.of(service)
         ok = service in s.services
-        mx = s.max_capacity.of(service) if s.max_capacity is not None else max(DEFAULT_MAX[service], 2 * c)
+        mx = (
+            s.max_capacity.of(service)
+            if s.max_capacity is not None
+            else max(DEFAULT_MAX[service], 2 * c)
+        )
         mn = max(s.min_capacity.of(service), 1 if ok else 0)
         if c > 0 and not s.can_shrink:
             mn = max(mn, c)
@@ -179,7 +184,9 @@ def f_ch(lam: float, k: int, los_days: float) -> tuple[float, float]:
     e = lam / 365.0 * los_days
     if k == 0:
         return lam, 1.0
-    return float(queues.lost_traffic(e, k)) * 365.0 / los_days, float(queues.lost_traffic_dload(e, k))
+    return float(queues.lost_traffic(e, k)) * 365.0 / los_days, float(
+        queues.lost_traffic_dload(e, k)
+    )
 
 
 def g_beds(adm: float, c: int, los_days: float, z: float) -> tuple[float, float]:
@@ -207,7 +214,11 @@ def resolve_goals(inst: Instance, baseline_card=None) -> Goals:
     sc = inst.scenario
     con = sc.constraints
     budget = sc.budget.revenue_gbp_per_year
-    need_base = budget is None or con.mobile_within_standard_share_min is None or con.hub_service_level_min is None
+    need_base = (
+        budget is None
+        or con.mobile_within_standard_share_min is None
+        or con.hub_service_level_min is None
+    )
     if need_base and baseline_card is None:
         from pathways.kpis import evaluate
 
@@ -290,12 +301,29 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     M = onehot @ inst.mobile_episodes
     e_area = inst.episodes
     e_grp = onehot @ e_area
-    t = (onehot * e_area[None, :]) @ t_area / np.maximum(e_grp, 1e-12)[:, None]  # demand-weighted minutes
+    t = (
+        (onehot * e_area[None, :]) @ t_area / np.maximum(e_grp, 1e-12)[:, None]
+    )  # demand-weighted minutes
     reach_area = t_area <= sc.pathway.crisis_house_max_travel_mins
     reach_all = (onehot @ (~reach_area).astype(float)) == 0  # every area in the group within reach
     cf = inst.coeffs
-    v: dict = {"x": {}, "vv": {}, "z": {}, "lamk": {}, "betak": {}, "y": {}, "muk": {}, "Wk": {},
-               "w": {}, "Ac": {}, "Pc": {}, "beds": {}, "open_bed": {}, "hub": {}, "pos": {}}
+    v: dict = {
+        "x": {},
+        "vv": {},
+        "z": {},
+        "lamk": {},
+        "betak": {},
+        "y": {},
+        "muk": {},
+        "Wk": {},
+        "w": {},
+        "Ac": {},
+        "Pc": {},
+        "beds": {},
+        "open_bed": {},
+        "hub": {},
+        "pos": {},
+    }
     data: dict = {}
 
     # (1)-(4) crisis houses
@@ -313,7 +341,9 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
         row = [v["x"][i, j] for j in ch_sites if (i, j) in v["x"]]
         if row:
             solver.Add(solver.Sum(row) <= 1.0)  # (2)
-    lam_expr = {j: solver.Sum([R[i] * v["x"][i, j] for (i, jj) in pairs if jj == j]) for j in ch_sites}
+    lam_expr = {
+        j: solver.Sum([R[i] * v["x"][i, j] for (i, jj) in pairs if jj == j]) for j in ch_sites
+    }
     lam_max = {j: float(sum(R[i] for (i, jj) in pairs if jj == j)) for j in ch_sites}
     beta_terms, lam_terms = [], []
     for j in ch_sites:
@@ -337,9 +367,11 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
         solver.Add(solver.Sum(zs) == 1)  # (1)
         solver.Add(solver.Sum(lam_parts) == lam_expr[j])  # (3)
         if (j, 0) in v["z"]:
-            for (i, jj) in pairs:
+            for i, jj in pairs:
                 if jj == j:
-                    solver.Add(v["x"][i, j] <= 1 - v["z"][j, 0])  # (2) strong link: only open houses serve
+                    solver.Add(
+                        v["x"][i, j] <= 1 - v["z"][j, 0]
+                    )  # (2) strong link: only open houses serve
         lam_terms.append(lam_expr[j])
     data["lam_max"] = lam_max
     v["ch_places"] = {
@@ -350,7 +382,9 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     D = float((inst.episodes * cf.direct_admission).sum())
     a, b = cf.ch_to_inpatient, cf.full_to_inpatient
     A = solver.NumVar(0.0, inf, "admissions")
-    solver.Add(A == D + b * float(R.sum()) + (a - b) * (solver.Sum(lam_terms) - solver.Sum(beta_terms)))
+    solver.Add(
+        A == D + b * float(R.sum()) + (a - b) * (solver.Sum(lam_terms) - solver.Sum(beta_terms))
+    )
     v["A"] = A
     # admissions range: every referral served (lo) or none (hi)
     A_lo = D + min(a, b) * float(R.sum())
@@ -387,7 +421,9 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
         A_parts.append(Ac)
         P_parts.append(Pc)
     solver.Add(solver.Sum(w_parts) == 1)  # (6)
-    solver.Add(solver.Sum([c * v["w"][c] for c in v["w"]]) == solver.Sum(list(v["beds"].values())))  # (6)
+    solver.Add(
+        solver.Sum([c * v["w"][c] for c in v["w"]]) == solver.Sum(list(v["beds"].values()))
+    )  # (6)
     solver.Add(solver.Sum(A_parts) == A)  # (7)
     P = solver.NumVar(0.0, inf, "oap_placements")
     solver.Add(P == solver.Sum(P_parts))
@@ -402,7 +438,9 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     standard = np.where(inst.rural, q.mobile_standard_rural_mins, q.mobile_standard_urban_mins)
     cov_area = (t_area + q.mobile_dispatch_mins) <= standard[:, None]
     m_area = inst.mobile_episodes
-    cov = (onehot * m_area[None, :]) @ cov_area.astype(float) / np.maximum(M, 1e-12)[:, None]  # covered share
+    cov = (
+        (onehot * m_area[None, :]) @ cov_area.astype(float) / np.maximum(M, 1e-12)[:, None]
+    )  # covered share
     data["cov"] = cov
     data["labels"] = labels
     data["mob_pairs"] = mpairs = []
@@ -412,8 +450,12 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     for i, j in mpairs:
         v["vv"][i, j] = solver.NumVar(0.0, 1.0, f"v_{i}_{j}")
     for i in range(n):
-        solver.Add(solver.Sum([v["vv"][i, j] for j in mob_sites if (i, j) in v["vv"]]) == 1.0)  # (8)
-    mu_expr = {j: solver.Sum([M[i] * v["vv"][i, j] for (i, jj) in mpairs if jj == j]) for j in mob_sites}
+        solver.Add(
+            solver.Sum([v["vv"][i, j] for j in mob_sites if (i, j) in v["vv"]]) == 1.0
+        )  # (8)
+    mu_expr = {
+        j: solver.Sum([M[i] * v["vv"][i, j] for (i, jj) in mpairs if jj == j]) for j in mob_sites
+    }
     W_terms = []
     for j in mob_sites:
         levels = [0, *range(max(1, int(mob_lo[j])), int(mob_hi[j]) + 1)]
@@ -435,12 +477,16 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
         solver.Add(solver.Sum(ys) == 1)  # (8)
         solver.Add(solver.Sum(mus) == mu_expr[j])  # (8)
         if (j, 0) in v["y"]:
-            for (i, jj) in mpairs:
+            for i, jj in mpairs:
                 if jj == j:
-                    solver.Add(v["vv"][i, j] <= 1 - v["y"][j, 0])  # (8) strong link: only open bases serve
+                    solver.Add(
+                        v["vv"][i, j] <= 1 - v["y"][j, 0]
+                    )  # (8) strong link: only open bases serve
     data["mu_cap"] = {j: float(sum(M[i] for (i, jj) in mpairs if jj == j)) for j in mob_sites}
     data["mu_max_per_team"] = mu_max_per_team
-    v["teams"] = {j: solver.Sum([mm * v["y"][j, mm] for (jj, mm) in v["y"] if jj == j]) for j in mob_sites}
+    v["teams"] = {
+        j: solver.Sum([mm * v["y"][j, mm] for (jj, mm) in v["y"] if jj == j]) for j in mob_sites
+    }
     covered = solver.Sum([M[i] * cov[i, j] * v["vv"][i, j] for (i, j) in mpairs if cov[i, j] > 0])
     if goals.mobile_within_min > 0:
         solver.Add(covered - solver.Sum(W_terms) >= goals.mobile_within_min * float(M.sum()))  # (9)
@@ -457,8 +503,13 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
             qv = solver.BoolVar(f"q_{s}_{hcount}")
             v["hub"][s, hcount] = qv
             qs.append(qv)
-            met = queues.erlang_a_metrics(calls[lo_h:hi_h], np.full(hi_h - lo_h, hcount), q.hub_aht_seconds,
-                                          q.hub_mean_patience_seconds, q.hub_answer_within_seconds)
+            met = queues.erlang_a_metrics(
+                calls[lo_h:hi_h],
+                np.full(hi_h - lo_h, hcount),
+                q.hub_aht_seconds,
+                q.hub_mean_patience_seconds,
+                q.hub_answer_within_seconds,
+            )
             sl_rows.append(float(np.sum(np.asarray(met["service_level"]) * calls[lo_h:hi_h])) * qv)
         solver.Add(solver.Sum(qs) == 1)
     if goals.hub_sl_min > 0 and calls.sum() > 0:
@@ -518,7 +569,9 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
             if not near:
                 continue
             ai = solver.NumVar(0.0, 1.0, f"chcov_{i}")
-            solver.Add(ai <= solver.Sum([1 - v["z"][j, 0] if (j, 0) in v["z"] else 1 for j in near]))
+            solver.Add(
+                ai <= solver.Sum([1 - v["z"][j, 0] if (j, 0) in v["z"] else 1 for j in near])
+            )
             cover_vars.append(pop[i] * ai)
         solver.Add(solver.Sum(cover_vars) >= goals.ch_pop_share_min * float(pop.sum()))  # (11)
     if goals.equity_gap is not None:
@@ -530,7 +583,9 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
             if R1 > 0 and Rt > 0:
                 solver.Add(acc1 * (1.0 / R1) >= acc * (1.0 / Rt) - goals.equity_gap)  # (11)
             M1, Mt = float(M[q1].sum()), float(M.sum())
-            cov1 = solver.Sum([M[i] * cov[i, j] * v["vv"][i, j] for (i, j) in mpairs if q1[i] and cov[i, j] > 0])
+            cov1 = solver.Sum(
+                [M[i] * cov[i, j] * v["vv"][i, j] for (i, j) in mpairs if q1[i] and cov[i, j] > 0]
+            )
             if M1 > 0 and Mt > 0:
                 solver.Add(cov1 * (1.0 / M1) >= covered * (1.0 / Mt) - goals.equity_gap)  # (11)
 
@@ -561,8 +616,17 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
         data["tie_weight"] = 1.0
     v["objective_expr"] = obj
     solver.Minimize(obj + data["tie_weight"] * v["change"])
-    data.update({"ch_sites": ch_sites, "bed_sites": bed_sites, "mob_sites": mob_sites, "pos_units": pos_units,
-                 "D": D, "R": R, "M": M})
+    data.update(
+        {
+            "ch_sites": ch_sites,
+            "bed_sites": bed_sites,
+            "mob_sites": mob_sites,
+            "pos_units": pos_units,
+            "D": D,
+            "R": R,
+            "M": M,
+        }
+    )
 
     built = Built(solver=solver, v=v, cut_keys={"ch": set(), "bed": set(), "mob": set()}, data=data)
     add_initial_cuts(inst, built)
@@ -628,7 +692,7 @@ def add_mob_cut(inst: Instance, built: Built, j: int, mm: int, mu: float) -> boo
 
 def add_initial_cuts(inst: Instance, built: Built) -> None:
     q = inst.scenario.queues
-    for (j, k) in list(built.v["z"]):
+    for j, k in list(built.v["z"]):
         if k == 0:
             continue
         for lam in _grid(built.data["lam_max"][j], k, 365.0 / q.crisis_house_los_days):
@@ -637,7 +701,7 @@ def add_initial_cuts(inst: Instance, built: Built) -> None:
     for c in built.v["w"]:
         for adm in np.linspace(A_lo, A_hi, 16):
             add_bed_cut(inst, built, c, float(adm))
-    for (j, mm) in list(built.v["y"]):
+    for j, mm in list(built.v["y"]):
         if mm == 0:
             continue
         hi = min(built.data["mu_cap"][j], mm * built.data["mu_max_per_team"])
@@ -651,8 +715,10 @@ def add_initial_cuts(inst: Instance, built: Built) -> None:
 def snapshot(built: Built) -> dict:
     """Solution values of the queueing variables, read before the model is changed again."""
     v, val = built.v, built.solver.values
-    return {key: {k: float(val[var]) for k, var in v[key].items()}
-            for key in ("z", "lamk", "betak", "w", "Ac", "Pc", "y", "muk", "Wk")}
+    return {
+        key: {k: float(val[var]) for k, var in v[key].items()}
+        for key in ("z", "lamk", "betak", "w", "Ac", "Pc", "y", "muk", "Wk")
+    }
 
 
 def _chosen(values: dict, j: int) -> int:
@@ -716,9 +782,14 @@ def extract_plan(inst: Instance, built: Built, name: str, snap: dict) -> Plan:
         caps[inst.site_ids[j]]["mobile_team"] = _chosen(snap["y"], j)
     for sid in inst.site_ids:
         caps[sid]["place_of_safety"] = sc.site(sid).capacity.place_of_safety_suites
-    hub = {s: max(range(MAX_HUB_HANDLERS + 1), key=lambda h, s=s: built.solver.value(v["hub"][s, h])) for s in SHIFTS}
+    hub = {
+        s: max(range(MAX_HUB_HANDLERS + 1), key=lambda h, s=s: built.solver.value(v["hub"][s, h]))
+        for s in SHIFTS
+    }
     sites = tuple(
-        SitePlan(site_id=sid, capacity=Capacity(**{f: caps[sid][svc] for svc, f in _FIELDS.items()}))
+        SitePlan(
+            site_id=sid, capacity=Capacity(**{f: caps[sid][svc] for svc, f in _FIELDS.items()})
+        )
         for sid in inst.site_ids
     )
     codes = inst.areas.index
@@ -730,8 +801,12 @@ def extract_plan(inst: Instance, built: Built, name: str, snap: dict) -> Plan:
         for (g, j), var in v[key].items():
             val = min(1.0, max(0.0, built.solver.value(var)))
             if val > 1e-9:
-                alloc.extend(AllocationShare(service=service, area_code=codes[a], site_id=inst.site_ids[j], share=val)
-                             for a in members[g])
+                alloc.extend(
+                    AllocationShare(
+                        service=service, area_code=codes[a], site_id=inst.site_ids[j], share=val
+                    )
+                    for a in members[g]
+                )
     q = sc.queues
     val = built.solver.value
     predicted = {
@@ -742,7 +817,9 @@ def extract_plan(inst: Instance, built: Built, name: str, snap: dict) -> Plan:
         "travel_burden_hours_per_year": val(v["travel_hours"]),
         "objective": val(v["objective_expr"]),
     }
-    return Plan(name=name, sites=sites, hub=HubCapacity(**hub), allocation=tuple(alloc), predicted=predicted)
+    return Plan(
+        name=name, sites=sites, hub=HubCapacity(**hub), allocation=tuple(alloc), predicted=predicted
+    )
 
 
 _FIELDS = {
@@ -799,18 +876,30 @@ def run_solver(built: Built, opts: SolverOptions, seconds: float, hint: dict | N
         random_seed=opts.seed,
         enable_output=log.isEnabledFor(logging.DEBUG),
     )
-    if opts.workers and opts.backend != "HIGHS":  # MathOpt's HiGHS takes no thread count (it runs one)
+    if (
+        opts.workers and opts.backend != "HIGHS"
+    ):  # MathOpt's HiGHS takes no thread count (it runs one)
         params.threads = opts.workers
     model_params = None
     if hint:
-        model_params = mathopt.ModelSolveParameters(solution_hints=[mathopt.SolutionHint(variable_values=hint)])
-    result = mathopt.solve(built.solver.model, SOLVERS[opts.backend], params=params, model_params=model_params)
+        model_params = mathopt.ModelSolveParameters(
+            solution_hints=[mathopt.SolutionHint(variable_values=hint)]
+        )
+    result = mathopt.solve(
+        built.solver.model, SOLVERS[opts.backend], params=params, model_params=model_params
+    )
     if result.has_primal_feasible_solution():
         built.solver.values = result.variable_values()
     return result
 
 
-def solve(inst: Instance, goals: Goals, opts: SolverOptions, hint: Plan | None = None, name: str = "optimised") -> Plan:
+def solve(
+    inst: Instance,
+    goals: Goals,
+    opts: SolverOptions,
+    hint: Plan | None = None,
+    name: str = "optimised",
+) -> Plan:
     """Build, solve and refine until the queueing estimates are exact; return the plan."""
     start = time.perf_counter()
     report = opts.progress or (lambda msg, frac: None)
@@ -828,7 +917,9 @@ def solve(inst: Instance, goals: Goals, opts: SolverOptions, hint: Plan | None =
         remaining = opts.time_limit_s - reserve - (time.perf_counter() - start)
         if remaining <= 0.5:
             break
-        report(f"solving (round {rounds})", min(0.9, 0.05 + 0.85 * (1 - remaining / opts.time_limit_s)))
+        report(
+            f"solving (round {rounds})", min(0.9, 0.05 + 0.85 * (1 - remaining / opts.time_limit_s))
+        )
         result = run_solver(built, opts, remaining, hint_vals)
         reason = result.termination.reason
         log.debug("termination %s", result.termination)
@@ -842,8 +933,14 @@ def solve(inst: Instance, goals: Goals, opts: SolverOptions, hint: Plan | None =
         hint_vals = dict(built.solver.values)
         viol = violations(inst, built, snap, opts.tolerance)
         exact = not viol
-        log.info("round %d: objective %.2f bound %.2f, exact=%s (%.1f s)", rounds, obj, bound, exact,
-                 time.perf_counter() - start)
+        log.info(
+            "round %d: objective %.2f bound %.2f, exact=%s (%.1f s)",
+            rounds,
+            obj,
+            bound,
+            exact,
+            time.perf_counter() - start,
+        )
         log.debug("violations: %s", viol)
         if exact:
             break
@@ -852,7 +949,9 @@ def solve(inst: Instance, goals: Goals, opts: SolverOptions, hint: Plan | None =
         report("refining queueing estimates", 0.92)
         fix_integers(built)
         for extra in range(1, 40):
-            result = run_solver(built, opts, max(1.0, opts.time_limit_s - (time.perf_counter() - start)))
+            result = run_solver(
+                built, opts, max(1.0, opts.time_limit_s - (time.perf_counter() - start))
+            )
             if not result.has_primal_feasible_solution():
                 break
             snap = snapshot(built)
@@ -860,7 +959,13 @@ def solve(inst: Instance, goals: Goals, opts: SolverOptions, hint: Plan | None =
             obj = result.objective_value()
             viol = violations(inst, built, snap, opts.tolerance)
             exact = not viol
-            log.info("polish %d: objective %.2f, exact=%s (%.1f s)", extra, obj, exact, time.perf_counter() - start)
+            log.info(
+                "polish %d: objective %.2f, exact=%s (%.1f s)",
+                extra,
+                obj,
+                exact,
+                time.perf_counter() - start,
+            )
             if exact:
                 break
             refine(inst, built, snap, opts.tolerance)
@@ -868,18 +973,36 @@ def solve(inst: Instance, goals: Goals, opts: SolverOptions, hint: Plan | None =
         bound = min(bound, obj)
     seconds = time.perf_counter() - start
     if plan is None:
-        if reason in (mathopt.TerminationReason.INFEASIBLE, mathopt.TerminationReason.INFEASIBLE_OR_UNBOUNDED):
+        if reason in (
+            mathopt.TerminationReason.INFEASIBLE,
+            mathopt.TerminationReason.INFEASIBLE_OR_UNBOUNDED,
+        ):
             from pathways.optimise.diagnose import explain_infeasible
 
             raise InfeasibleError(explain_infeasible(inst, goals, opts))
-        raise InfeasibleError([f"no plan was found within the time limit of {opts.time_limit_s:.0f} s "
-                               f"({reason.name if reason else 'not started'}); allow more time"])
+        raise InfeasibleError(
+            [
+                f"no plan was found within the time limit of {opts.time_limit_s:.0f} s "
+                f"({reason.name if reason else 'not started'}); allow more time"
+            ]
+        )
     gap = abs(obj - bound) / max(abs(obj), 1e-9) if math.isfinite(bound) else float("inf")
     st = "OPTIMAL" if optimal and exact and gap <= opts.gap + 1e-9 else "FEASIBLE"
     msg = "" if exact else "time ran out before every queueing estimate was refined"
-    return plan.model_copy(update={"solver": SolverReport(
-        status=st, objective=obj, best_bound=bound, gap=gap, seconds=seconds,
-        solver=f"OR-Tools MathOpt {opts.backend}", iterations=rounds, message=msg)})
+    return plan.model_copy(
+        update={
+            "solver": SolverReport(
+                status=st,
+                objective=obj,
+                best_bound=bound,
+                gap=gap,
+                seconds=seconds,
+                solver=f"OR-Tools MathOpt {opts.backend}",
+                iterations=rounds,
+                message=msg,
+            )
+        }
+    )
 
 
 def staff_groups() -> tuple[str, ...]:

@@ -68,7 +68,10 @@ def _apply_overrides(scenario: Scenario, args) -> Scenario:
     if getattr(args, "budget", None) is not None:
         changes["budget.revenue_gbp_per_year"] = args.budget
     if getattr(args, "oap_target", None) is not None:
-        changes["objective.targets"] = {**scenario.objective.targets.model_dump(), "oap_bed_days_per_year_max": args.oap_target}
+        changes["objective.targets"] = {
+            **scenario.objective.targets.model_dump(),
+            "oap_bed_days_per_year_max": args.oap_target,
+        }
     return with_changes(scenario, changes) if changes else scenario
 
 
@@ -89,7 +92,11 @@ def sites_table(scenario: Scenario, plan, card) -> pd.DataFrame:
 def write_sites_geojson(table: pd.DataFrame, path: Path) -> None:
     import geopandas as gpd
 
-    gdf = gpd.GeoDataFrame(table.reset_index(), geometry=gpd.points_from_xy(table["x_m"], table["y_m"]), crs="EPSG:27700")
+    gdf = gpd.GeoDataFrame(
+        table.reset_index(),
+        geometry=gpd.points_from_xy(table["x_m"], table["y_m"]),
+        crs="EPSG:27700",
+    )
     gdf.to_crs("EPSG:4326").to_file(path, driver="GeoJSON")
 
 
@@ -108,9 +115,20 @@ def summary_text(scenario: Scenario, result) -> str:
     lines.append("")
     lines.append(f"{'KPI':<40}" + "".join(f"{n:>18}" for n in names))
     for k in (*HEADLINE_KPIS, "travel_burden_hours_per_year"):
-        lines.append(f"{k:<40}" + "".join(f"{cards[n].kpis[k]:>18,.3f}" if abs(cards[n].kpis[k]) < 10 else f"{cards[n].kpis[k]:>18,.0f}" for n in names))
+        lines.append(
+            f"{k:<40}"
+            + "".join(
+                f"{cards[n].kpis[k]:>18,.3f}"
+                if abs(cards[n].kpis[k]) < 10
+                else f"{cards[n].kpis[k]:>18,.0f}"
+                for n in names
+            )
+        )
     lines.append(f"{'objective':<40}" + "".join(f"{result.objectives[n]:>18,.1f}" for n in names))
-    lines.append(f"{'equity gap: admissions per 100k Q1-Q5':<40}" + "".join(f"{cards[n].imd_gap['admissions_per_year']:>18,.1f}" for n in names))
+    lines.append(
+        f"{'equity gap: admissions per 100k Q1-Q5':<40}"
+        + "".join(f"{cards[n].imd_gap['admissions_per_year']:>18,.1f}" for n in names)
+    )
     pred = plan.predicted
     card = cards["optimised"]
     lines.append("")
@@ -125,9 +143,13 @@ def optimise_cli(args) -> int:
     scenario = _apply_overrides(load_scenario(args.scenario), args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    opts = SolverOptions(time_limit_s=args.time_limit, gap=args.gap, workers=args.workers, seed=args.seed)
+    opts = SolverOptions(
+        time_limit_s=args.time_limit, gap=args.gap, workers=args.workers, seed=args.seed
+    )
     with Progress(args.quiet) as progress:
-        result = optimise_with_baselines(scenario, SolverOptions(**{**opts.__dict__, "progress": progress}))
+        result = optimise_with_baselines(
+            scenario, SolverOptions(**{**opts.__dict__, "progress": progress})
+        )
     plan, card = result.plan, result.cards["optimised"]
     dump_plan(plan, out / "plan.yaml")
     table = sites_table(scenario, plan, card)
@@ -138,12 +160,16 @@ def optimise_cli(args) -> int:
 
     comp = comparison_table(result.cards)
     suppress_small(comp.T).T.to_csv(out / "scorecard.csv")
-    (out / "scorecard.json").write_text(json.dumps({n: c.to_dict() for n, c in result.cards.items()}, indent=2))
+    (out / "scorecard.json").write_text(
+        json.dumps({n: c.to_dict() for n, c in result.cards.items()}, indent=2)
+    )
     write_xlsx(scenario, result.cards, out / "scorecard.xlsx", plan=plan)
     text = summary_text(scenario, result)
     (out / "summary.txt").write_text(text + "\n")
     print(text)
-    print(f"\nwrote {out}/plan.yaml, plan_sites.csv, plan_sites.geojson, scorecard.csv/.json/.xlsx, summary.txt")
+    print(
+        f"\nwrote {out}/plan.yaml, plan_sites.csv, plan_sites.geojson, scorecard.csv/.json/.xlsx, summary.txt"
+    )
     return 0
 
 
@@ -151,7 +177,9 @@ def parse_budgets(text: str) -> list[float]:
     try:
         a, b, step = (float(x) for x in text.split(":"))
     except ValueError:
-        raise InputError(Problem("--budgets", None, "budgets", f"expected a:b:step in GBP, got '{text}'")) from None
+        raise InputError(
+            Problem("--budgets", None, "budgets", f"expected a:b:step in GBP, got '{text}'")
+        ) from None
     if step <= 0 or b < a:
         raise InputError(Problem("--budgets", None, "budgets", "expected a <= b and step > 0"))
     n = int(np.floor((b - a) / step + 1e-9)) + 1
@@ -170,8 +198,12 @@ def frontier(scenario: Scenario, budgets: list[float], opts: SolverOptions) -> p
     base = evaluate(inst)
     for step, b in enumerate(budgets, start=1):
         if opts.progress:
-            opts.progress(f"budget {step}/{len(budgets)}: GBP {b / 1e6:,.1f}M", (step - 1) / len(budgets))
-        sc_b = with_changes(scenario, {"budget.revenue_gbp_per_year": b, "objective.mode": "min_weighted"})
+            opts.progress(
+                f"budget {step}/{len(budgets)}: GBP {b / 1e6:,.1f}M", (step - 1) / len(budgets)
+            )
+        sc_b = with_changes(
+            scenario, {"budget.revenue_gbp_per_year": b, "objective.mode": "min_weighted"}
+        )
         inst_b = inst.with_scenario(sc_b)
         goals = resolve_goals(inst_b, base)
         try:
@@ -181,18 +213,20 @@ def frontier(scenario: Scenario, budgets: list[float], opts: SolverOptions) -> p
             continue
         hint = plan
         card = evaluate(inst_b, plan)
-        rows.append({
-            "budget_gbp_per_year": b,
-            "status": plan.solver.status,
-            "gap": plan.solver.gap,
-            "objective": objective_value(card, "min_weighted", sc_b.objective.weights),
-            "oap_bed_days_per_year": card.kpis["oap_bed_days_per_year"],
-            "admissions_per_year": card.kpis["admissions_per_year"],
-            "total_cost_gbp_per_year": card.kpis["total_cost_gbp_per_year"],
-            "crisis_house_places": plan.total("crisis_house"),
-            "inpatient_beds": plan.total("inpatient"),
-            "mobile_teams": plan.total("mobile_team"),
-        })
+        rows.append(
+            {
+                "budget_gbp_per_year": b,
+                "status": plan.solver.status,
+                "gap": plan.solver.gap,
+                "objective": objective_value(card, "min_weighted", sc_b.objective.weights),
+                "oap_bed_days_per_year": card.kpis["oap_bed_days_per_year"],
+                "admissions_per_year": card.kpis["admissions_per_year"],
+                "total_cost_gbp_per_year": card.kpis["total_cost_gbp_per_year"],
+                "crisis_house_places": plan.total("crisis_house"),
+                "inpatient_beds": plan.total("inpatient"),
+                "mobile_teams": plan.total("mobile_team"),
+            }
+        )
     df = pd.DataFrame(rows)
     if "oap_bed_days_per_year" in df:
         d_cost = df["total_cost_gbp_per_year"].diff()
@@ -206,10 +240,26 @@ def frontier_figure(df: pd.DataFrame):
     from plotly.subplots import make_subplots
 
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=df["budget_gbp_per_year"] / 1e6, y=df["oap_bed_days_per_year"], name="OAP bed-days / year",
-                             mode="lines+markers", line={"color": "#005EB8"}), secondary_y=False)
-    fig.add_trace(go.Scatter(x=df["budget_gbp_per_year"] / 1e6, y=df["admissions_per_year"], name="admissions / year",
-                             mode="lines+markers", line={"color": "#DA291C"}), secondary_y=True)
+    fig.add_trace(
+        go.Scatter(
+            x=df["budget_gbp_per_year"] / 1e6,
+            y=df["oap_bed_days_per_year"],
+            name="OAP bed-days / year",
+            mode="lines+markers",
+            line={"color": "#005EB8"},
+        ),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=df["budget_gbp_per_year"] / 1e6,
+            y=df["admissions_per_year"],
+            name="admissions / year",
+            mode="lines+markers",
+            line={"color": "#DA291C"},
+        ),
+        secondary_y=True,
+    )
     fig.update_xaxes(title_text="revenue budget (GBP million a year)")
     fig.update_yaxes(title_text="OAP bed-days per year", secondary_y=False)
     fig.update_yaxes(title_text="admissions per year", secondary_y=True)
@@ -222,9 +272,16 @@ def frontier_cli(args) -> int:
     budgets = parse_budgets(args.budgets)
     opts = SolverOptions(time_limit_s=args.time_limit, gap=args.gap, workers=args.workers)
     with Progress() as progress:
-        opts = SolverOptions(**{**opts.__dict__, "progress": lambda msg, frac: progress(f"budget steps: {msg}", frac)})
+        opts = SolverOptions(
+            **{
+                **opts.__dict__,
+                "progress": lambda msg, frac: progress(f"budget steps: {msg}", frac),
+            }
+        )
         df = frontier(scenario, budgets, opts)
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.1f}".format):
+    with pd.option_context(
+        "display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.1f}".format
+    ):
         print(df.to_string(index=False))
     if args.out:
         out = Path(args.out)
