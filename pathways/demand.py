@@ -73,9 +73,30 @@ def calls_per_year(population: float, params: DemandParams) -> float:
     return params.calls_per_100k_per_year / 1e5 * population * params.growth_factor
 
 
+DAYS_PER_CYCLE = 7
+HOURS_PER_WEEK = 168
+
+
+def week_profile(params: DemandParams) -> np.ndarray:
+    """Share of a week's calls and call-outs in each of its 168 hours (Monday 00:00 first; sums to 1)."""
+    return np.outer(np.asarray(params.weekday_profile), np.asarray(params.hourly_profile)).ravel()
+
+
+def hour_of_day(period: np.ndarray | int) -> np.ndarray:
+    """Hour of the day (0-23) of each of the week's 168 hours."""
+    return np.asarray(period) % 24
+
+
+def per_hour_rate(per_year: np.ndarray | float, params: DemandParams) -> np.ndarray:
+    """Arrivals per hour in each of the week's 168 hours, for a yearly total (last axis: hours)."""
+    return (
+        np.asarray(per_year, dtype=float)[..., None] / 365.0 * DAYS_PER_CYCLE * week_profile(params)
+    )
+
+
 def calls_per_hour(population: float, params: DemandParams) -> np.ndarray:
-    """Average calls arriving in each hour of the day (24 values)."""
-    return calls_per_year(population, params) / 365.0 * np.asarray(params.hourly_profile)
+    """Average calls arriving in each of the week's 168 hours (calls per hour)."""
+    return per_hour_rate(calls_per_year(population, params), params)
 
 
 def s136_per_year(population: float, demand: DemandParams, queues: QueueParams) -> float:

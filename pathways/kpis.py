@@ -213,15 +213,18 @@ def inpatient_pool(inst: Instance, beds: float, admissions_per_year: float) -> d
 def mobile_wait_share(
     inst: Instance, arrivals_per_year: np.ndarray, teams: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Call-weighted probability that all teams at a base are busy, and peak utilisation."""
+    """Call-weighted probability that all teams at a base are busy, and peak utilisation.
+
+    Erlang C in each of the week's 168 hours (day-of-week x hour-of-day profile).
+    """
     q = inst.scenario.queues
-    profile = np.asarray(inst.scenario.demand.hourly_profile)
+    weights = demand.week_profile(inst.scenario.demand)
     load_h = (
-        arrivals_per_year[:, None] / 365.0 * profile[None, :] * q.mobile_service_hours
-    )  # (m, 24)
+        demand.per_hour_rate(arrivals_per_year, inst.scenario.demand) * q.mobile_service_hours
+    )  # (m, 168)
     p_wait = queues.erlang_c(load_h, teams[:, None])
     p_wait = np.where(arrivals_per_year[:, None] > 0, p_wait, 0.0)
-    share = p_wait @ profile
+    share = p_wait @ weights
     peak = np.where(
         teams > 0,
         load_h.max(axis=1) / np.maximum(teams, 1),
@@ -249,19 +252,29 @@ def mobile_teams(inst: Instance, teams: np.ndarray, alloc: np.ndarray) -> dict[s
 
 
 def hub_metrics(inst: Instance, handlers: dict[str, int]) -> pd.DataFrame:
+    """Crisis-line measures in each of the week's 168 hours (Erlang A)."""
     q = inst.scenario.queues
     calls = demand.calls_per_hour(inst.population, inst.scenario.demand)
-    servers = np.zeros(24)
+    hours = demand.hour_of_day(np.arange(demand.HOURS_PER_WEEK))
+    servers = np.zeros(demand.HOURS_PER_WEEK)
     for shift in SHIFTS:
         a, b = SHIFT_HOURS[shift]
-        servers[a:b] = handlers[shift]
+        servers[(hours >= a) & (hours < b)] = handlers[shift]
     m = queues.erlang_a_metrics(
         calls, servers, q.hub_aht_seconds, q.hub_mean_patience_seconds, q.hub_answer_within_seconds
     )
-    df = pd.DataFrame({"hour": np.arange(24), "calls_per_hour": calls, "handlers": servers})
+    df = pd.DataFrame(
+        {
+            "day": np.repeat(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], 24),
+            "hour": hours,
+            "calls_per_hour": calls,
+            "handlers": servers,
+        }
+    )
     for key in ("p_wait", "service_level", "asa_seconds", "abandonment_share"):
-        df[key] = np.broadcast_to(np.asarray(m[key], dtype=float), (24,))
-    return df.set_index("hour")
+        df[key] = np.broadcast_to(np.asarray(m[key], dtype=float), (demand.HOURS_PER_WEEK,))
+    df.index.name = "hour_of_week"
+    return df
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -316,7 +329,7 @@ def evaluate(scenario: Scenario | Instance, plan: Plan | None = None) -> Scoreca
     # (6) hub
     hub = hub_metrics(inst, {s: plan.hub.of(s) for s in SHIFTS})
     calls = hub["calls_per_hour"].to_numpy()
-    calls_year = float(calls.sum() * 365)
+    calls_year = float(calls.sum() * 365 / demand.DAYS_PER_CYCLE)
     hub_sl = float((hub["service_level"] * calls).sum() / calls.sum()) if calls.sum() > 0 else 1.0
     hub_abandon = (
         float((hub["abandonment_share"] * calls).sum() / calls.sum()) if calls.sum() > 0 else 0.0

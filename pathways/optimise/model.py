@@ -201,11 +201,17 @@ def g_beds(adm: float, c: int, los_days: float, z: float) -> tuple[float, float]
 
 
 def h_mobile(mu: float, m: int, profile: np.ndarray, service_h: float) -> tuple[float, float]:
-    """Episodes per year finding all ``m`` teams busy, and d/d(mu)."""
+    """Episodes per year finding all ``m`` teams busy, and d/d(mu).
+
+    ``profile`` holds the share of the week's episodes in each of its 168 hours: hour p
+    sees mu x 7 x profile_p / 365 arrivals an hour, and the episodes that wait there in a
+    year are waiting_load(E_p) x 365 / (7 S).
+    """
     if m == 0:
         return mu, 1.0
-    e = mu * profile * service_h / 365.0
-    val = float(np.sum(queues.waiting_load(e, m))) * 365.0 / service_h
+    days = demand.DAYS_PER_CYCLE
+    e = mu * days * profile * service_h / 365.0
+    val = float(np.sum(queues.waiting_load(e, m))) * 365.0 / (days * service_h)
     der = float(np.sum(queues.waiting_load_dload(e, m) * profile))
     return val, der
 
@@ -432,9 +438,13 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     # (8) mobile teams
     mob_cur, mob_lo, mob_hi, mob_must, mob_host = site_bounds(inst, "mobile_team")
     mob_sites = np.flatnonzero(mob_host)
-    profile = np.asarray(sc.demand.hourly_profile)
+    profile = demand.week_profile(sc.demand)
     data["profile"] = profile
-    mu_max_per_team = q.mobile_max_utilisation * 365.0 / (q.mobile_service_hours * profile.max())
+    mu_max_per_team = (
+        q.mobile_max_utilisation
+        * 365.0
+        / (q.mobile_service_hours * demand.DAYS_PER_CYCLE * profile.max())
+    )
     standard = np.where(inst.rural, q.mobile_standard_rural_mins, q.mobile_standard_urban_mins)
     cov_area = (t_area + q.mobile_dispatch_mins) <= standard[:, None]
     m_area = inst.mobile_episodes
@@ -496,21 +506,23 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     calls = demand.calls_per_hour(inst.population, sc.demand)
     data["calls"] = calls
     sl_rows = []
+    hour = demand.hour_of_day(np.arange(demand.HOURS_PER_WEEK))
     for s in SHIFTS:
         lo_h, hi_h = SHIFT_HOURS[s]
+        in_shift = calls[(hour >= lo_h) & (hour < hi_h)]
         qs = []
         for hcount in range(0, MAX_HUB_HANDLERS + 1):
             qv = solver.BoolVar(f"q_{s}_{hcount}")
             v["hub"][s, hcount] = qv
             qs.append(qv)
             met = queues.erlang_a_metrics(
-                calls[lo_h:hi_h],
-                np.full(hi_h - lo_h, hcount),
+                in_shift,
+                np.full(len(in_shift), hcount),
                 q.hub_aht_seconds,
                 q.hub_mean_patience_seconds,
                 q.hub_answer_within_seconds,
             )
-            sl_rows.append(float(np.sum(np.asarray(met["service_level"]) * calls[lo_h:hi_h])) * qv)
+            sl_rows.append(float(np.sum(np.asarray(met["service_level"]) * in_shift)) * qv)
         solver.Add(solver.Sum(qs) == 1)
     if goals.hub_sl_min > 0 and calls.sum() > 0:
         solver.Add(solver.Sum(sl_rows) >= goals.hub_sl_min * float(calls.sum()))  # (10)

@@ -59,7 +59,7 @@ def test_growth_scales_everything_linearly():
     a = demand.episodes_per_year(areas, DemandParams())
     b = demand.episodes_per_year(areas, DemandParams(growth_factor=1.3))
     np.testing.assert_allclose(b, 1.3 * a)
-    assert demand.calls_per_hour(1e5, DemandParams()).sum() * 365 == pytest.approx(4286.0)
+    assert demand.calls_per_hour(1e5, DemandParams()).sum() * 365 / 7 == pytest.approx(4286.0)
     assert demand.s136_per_year(1e5, DemandParams(), QueueParams()) == pytest.approx(52.0)
 
 
@@ -74,3 +74,18 @@ def test_missing_age_bands_fall_back_to_total():
         }
     )
     assert demand.weighted_population(areas, DemandParams())[0] == 1000.0
+
+
+def test_week_profile_combines_day_and_hour():
+    p = DemandParams()
+    w = demand.week_profile(p)
+    assert w.shape == (168,)
+    assert w.sum() == pytest.approx(1.0)
+    # Monday 00:00 = Monday share x share of midnight hour
+    assert w[0] == pytest.approx(p.weekday_profile[0] * p.hourly_profile[0])
+    assert demand.hour_of_day(np.array([0, 23, 24, 167])).tolist() == [0, 23, 0, 23]
+    # a flat week gives the same hourly rate every day
+    flat = DemandParams(weekday_profile=(1 / 7,) * 7)
+    rate = demand.per_hour_rate(365.0, flat)
+    assert rate.reshape(7, 24)[0] == pytest.approx(rate.reshape(7, 24)[6])
+    assert rate.sum() * 365 / 7 == pytest.approx(365.0)
