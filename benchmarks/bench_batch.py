@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -88,6 +89,7 @@ def bench_throughput(cases: int, repeats: int) -> None:
         }
         for w in (1, 2)
     }
+    ceiling = statistics.median(machine_ceiling(cases) for _ in range(repeats))
     print(f"load average before: {load:.2f}, after: {os.getloadavg()[0]:.2f}")
     print(f"\nMonte Carlo evaluate, Sussex demo, {cases} cases, median of {repeats} runs")
     print(f"{'workers':>8} {'wall s':>8} {'cases/s':>9} {'marginal cases/s':>17} {'failed':>7}")
@@ -97,7 +99,37 @@ def bench_throughput(cases: int, repeats: int) -> None:
     if any(r["failed"] for r in rows.values()):
         print("WARNING: some cases failed, so these timings do not measure real evaluations")
     print(f"speed-up 2 vs 1 worker: wall {rows[2]['cases_per_s'] / rows[1]['cases_per_s']:.2f}x, "
-          f"marginal {rows[2]['marginal_per_s'] / rows[1]['marginal_per_s']:.2f}x")  # fmt: skip
+          f"marginal {rows[2]['marginal_per_s'] / rows[1]['marginal_per_s']:.2f}x; "
+          f"two plain evaluate loops vs one on this machine now: {ceiling:.2f}x")  # fmt: skip
+
+
+LOOP = """
+import sys, time
+from pathways.instance import prepare
+from pathways.kpis import evaluate
+from pathways.scenario import load_scenario, with_changes
+s = load_scenario(sys.argv[1]); evaluate(s)
+t = time.perf_counter()
+for i in range(int(sys.argv[2])):
+    evaluate(prepare(with_changes(s, {"demand.growth_factor": 1 + i / 1e4})))
+print(time.perf_counter() - t)
+"""
+
+
+def machine_ceiling(cases: int) -> float:
+    """Speed-up of two plain evaluate loops in parallel over one: what the machine allows now."""
+
+    def loops(n: int) -> list[float]:
+        procs = [
+            subprocess.Popen([sys.executable, "-c", LOOP, str(SUSSEX), str(cases)],
+                             stdout=subprocess.PIPE, text=True)
+            for _ in range(n)
+        ]  # fmt: skip
+        return [float(p.communicate()[0]) for p in procs]
+
+    one = loops(1)[0]
+    two = max(loops(2))
+    return 2 * one / two
 
 
 def bench_all_icbs(time_limit: float, gap: float, workers: int, out: str | None) -> None:

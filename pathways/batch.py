@@ -101,8 +101,8 @@ ICB_SCENARIO_VERSION = "icb-demo-2"
 
 # Evaluate cases take tens of milliseconds: send them in chunks so each process keeps
 # its prepared footprint; optimise cases take seconds to minutes: one per task.
-MAX_EVALUATE_CHUNK = 50
-CHUNKS_PER_WORKER = 4
+MAX_EVALUATE_CHUNK = 20
+CHUNKS_PER_WORKER = 8
 ROBUST_MAX_CANDIDATES = 50
 
 
