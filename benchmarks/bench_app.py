@@ -114,7 +114,16 @@ def wait(driver, predicate, timeout: float = 300.0):
         except (StaleElementReferenceException, WebDriverException, LookupError):
             pass
         time.sleep(0.05)
-    raise TimeoutError("timed out")
+    raise TimeoutError(f"timed out; messages on the page: {_text(driver, '.message')[:500]}")
+
+
+def idle(driver, settle_s: float = 1.0) -> None:
+    """Wait until Dash has no callback in flight, then a moment more (a click during the
+    first callbacks after a page load can be lost)."""
+    from selenium.webdriver.common.by import By
+
+    wait(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, "._dash-loading-callback"))
+    time.sleep(settle_s)
 
 
 def _text(driver, selector: str) -> str:
@@ -145,6 +154,7 @@ def first_load(driver, url: str) -> float:
 def switch_icb(driver, name: str, code: str) -> float:
     from selenium.webdriver.common.by import By
 
+    idle(driver, 0.3)
     driver.find_element(By.CSS_SELECTOR, "#footprint-icb").click()
     box = wait(
         driver, lambda d: d.find_element(By.CSS_SELECTOR, ".dash-dropdown-search-container input")
@@ -174,10 +184,12 @@ def optimise_round_trip(driver, url: str, time_limit: float) -> float:
         driver,
         lambda d: d.find_element(By.CSS_SELECTOR, "#optimise-mobile-min").get_attribute("value"),
     )
+    idle(driver)
     box = driver.find_element(By.CSS_SELECTOR, "#optimise-time-limit")
     box.click()
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(str(int(time_limit)), Keys.ENTER)
+    idle(driver)
     t0 = time.perf_counter()
     driver.find_element(By.CSS_SELECTOR, "#optimise-run").click()
     wait(driver, lambda d: "The optimiser found" in _text(d, "#optimise-status")

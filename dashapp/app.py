@@ -28,6 +28,8 @@ from dash import Dash, DiskcacheManager, Input, Output, _callback, dcc, html, se
 from dashapp.components import message
 from dashapp.state import (
     CONFIG_KEY,
+    JOB_PARTS,
+    JOBS,
     AppConfig,
     demo_scenario,
     error_lines,
@@ -70,6 +72,8 @@ def shell() -> html.Div:
             ),
             dcc.Store(id="app-result", storage_type="session"),
             dcc.Store(id="app-frontier", storage_type="session"),
+            # background jobs (see pages/optimise.py): kept in the shell so they outlive a page
+            *[dcc.Store(id=f"app-{job}-{part}") for job in JOBS for part in JOB_PARTS],
             html.A("Skip to main content", href="#main", className="skip-link"),
             html.Header(
                 html.Div(
@@ -127,13 +131,19 @@ def _register_shell_callbacks(app: Dash) -> None:
         Output("app-badge", "children"),
         Input("app-scenario", "data"),
         Input("app-result", "data"),
+        Input("app-optimise-running", "data"),
+        Input("app-optimise-progress", "data"),
+        Input("app-frontier-running", "data"),
     )
-    def show_badge(scenario_data, result):
-        return badge_text(scenario_data, result)
+    def show_badge(scenario_data, result, optimising, progress, frontier):
+        return badge_text(scenario_data, result, optimising, progress, frontier)
 
 
-def badge_text(scenario_data: dict | None, result: dict | None) -> list:
-    """The header's summary of the session: scenario, footprint and plan state."""
+def badge_text(
+    scenario_data: dict | None, result: dict | None, optimising: bool | None = False,
+    progress: dict | None = None, frontier: bool | None = False,
+) -> list:  # fmt: skip
+    """The header's summary of the session: scenario, footprint, plan state and running jobs."""
     try:
         scenario = scenario_from_store(scenario_data)
     except Exception:  # a broken session store must not break the header
@@ -144,11 +154,20 @@ def badge_text(scenario_data: dict | None, result: dict | None) -> list:
         plan = html.Span("plan: out of date", className="badge-item badge-warn")
     else:
         plan = html.Span("plan: today's capacity", className="badge-item")
-    return [
+    items = [
         html.Span(scenario.name, className="badge-item badge-name"),
         html.Span(footprint_label(scenario), className="badge-item"),
         plan,
     ]
+    if optimising:
+        pct = float((progress or {}).get("pct") or 0)
+        items.append(dcc.Link(f"optimiser running {pct:.0f}%", href="/optimise",
+                              className="badge-item badge-busy"))  # fmt: skip
+    if frontier:
+        items.append(
+            dcc.Link("frontier running", href="/results", className="badge-item badge-busy")
+        )
+    return items
 
 
 def create_app(

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dash import dash_table, html
+from dash import dash_table, dcc, html
 
 # NHS identity colours.
 NHS_BLUE = "#005EB8"
@@ -160,6 +160,38 @@ def error_message(err: BaseException) -> html.Div:
     return message(head, "error", lines)
 
 
+# Messages kept in session stores (so a background job's outcome survives page changes)
+# are plain dicts: {"kind", "head", "lines", "link", "link_text"}.
+
+
+def message_data(
+    head: str, kind: str = "info", lines: Sequence[str] = (), link: str | None = None,
+    link_text: str = "",
+) -> dict[str, Any]:  # fmt: skip
+    return {"kind": kind, "head": head, "lines": list(lines), "link": link, "link_text": link_text}
+
+
+def error_data(err: BaseException) -> dict[str, Any]:
+    from dashapp.state import error_lines
+
+    head, lines = error_lines(err)
+    return message_data(head, "error", lines)
+
+
+def render_message(data: Mapping[str, Any] | None) -> html.Div | None:
+    """A stored message as a component (``None`` when there is none)."""
+    if not data:
+        return None
+    head: Any = data.get("head", "")
+    if data.get("link"):
+        head = [
+            head,
+            " ",
+            dcc.Link(data.get("link_text") or "Open", href=data["link"], className="link"),
+        ]
+    return message(head, data.get("kind", "info"), data.get("lines") or ())
+
+
 def problems_table(rows: Sequence[Mapping[str, Any]], id: str) -> html.Div:
     """The problems of a bad upload as a table (file, row, field, what is wrong)."""
     n = len(rows)
@@ -218,3 +250,12 @@ def user_trigger() -> Any:
     ):
         return None
     return ctx.triggered_id
+
+
+def job_view(running: bool | None, progress: Mapping[str, Any] | None) -> tuple:
+    """A background job's controls: (run disabled, cancel disabled, progress %, text, class)."""
+    if running:
+        pct = float((progress or {}).get("pct") or 0)
+        text = (progress or {}).get("text") or "starting"
+        return True, False, pct, text, "progress-wrap"
+    return False, True, 0, "", "progress-wrap hidden"

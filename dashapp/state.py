@@ -72,6 +72,9 @@ LOCK_OPTIONS: dict[str, tuple[bool, bool]] = {
     "locked": (False, False),
 }
 SITE_TABLE = "sites table"
+#: Background jobs and the shell stores each uses: ``app-<job>-<part>``.
+JOBS = ("optimise", "frontier")
+JOB_PARTS = ("request", "cancel", "progress", "running", "status")
 ORIG_ID = "orig_id"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from dashapp.components import error_message, message, page_header
+from dashapp.components import error_data, job_view, message_data, page_header, render_message
 from dashapp.state import result_to_store, scenario_from_store, scenario_to_store
 from pathways.errors import InfeasibleError, InputError
 from pathways.scenario import Scenario, with_changes
@@ -272,14 +272,14 @@ def run_optimisation(
     values: Mapping[str, Any],
     time_limit_s: float | None,
     progress: Callable[[float, str], None] = lambda pct, text: None,
-) -> tuple[Any, Any, Any]:
-    """Optimise the session's scenario: returns (result, scenario, status) for the stores."""
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Optimise the session's scenario: returns (result, scenario, status message data)."""
     from pathways.optimise import SolverOptions, optimise_with_baselines
 
     try:
         scenario = apply_settings(scenario_from_store(scenario_data), values)
     except InputError as err:
-        return no_update, no_update, error_message(err)
+        return no_update, no_update, error_data(err)
     limit = float(time_limit_s or DEFAULT_TIME_LIMIT_S)
     limit = min(max(limit, 2.0), MAX_TIME_LIMIT_S)
     state = {"msg": "starting", "frac": 0.0}
@@ -302,16 +302,16 @@ def run_optimisation(
             scenario, SolverOptions(time_limit_s=limit, progress=report)
         )
     except (InfeasibleError, InputError) as err:
-        return None, scenario_to_store(scenario), error_message(err)
+        return no_update, scenario_to_store(scenario), error_data(err)
     except Exception as err:  # noqa: BLE001 - shown to the user, logged in full
         log.exception("optimisation failed")
-        return no_update, scenario_to_store(scenario), error_message(err)
+        return no_update, scenario_to_store(scenario), error_data(err)
     finally:
         done.set()
     seconds = time.perf_counter() - start
     result = result_to_store(scenario, outcome, seconds)
     rep = outcome.plan.solver
-    status = (
+    found = (
         "found the best plan"
         if rep is not None and rep.status == "OPTIMAL"
         else "found a good plan"
@@ -321,38 +321,86 @@ def run_optimisation(
         if rep is not None and rep.gap is not None
         else ""
     )
-    note = message(
-        [f"The optimiser {status}{gap} in {seconds:.0f} s. ",
-         dcc.Link("See the results", href="/results", className="link")], "success",
-    )  # fmt: skip
+    note = message_data(f"The optimiser {found}{gap} in {seconds:.0f} s.", "success", link="/results",
+                        link_text="See the results")  # fmt: skip
     return result, scenario_to_store(scenario), note
 
 
+# The job's inputs and outputs are session stores of the app shell (``app-optimise-*``),
+# not this page's components: the job keeps going, and its result arrives, while the user
+# is on another page. This page only writes the request and shows the job's state.
+
+
 @callback(
-    # a page-local output first: Dash then does not run this when the page is shown
-    Output("optimise-status", "children"),
-    Output("app-result", "data", allow_duplicate=True),
-    Output("app-scenario", "data", allow_duplicate=True),
+    Output("app-optimise-request", "data"),
     Input("optimise-run", "n_clicks"),
     [State(i, "value") for i in CONTROL_IDS],
     State("optimise-time-limit", "value"),
     State("app-scenario", "data"),
-    background=True,
-    running=[
-        (Output("optimise-run", "disabled"), True, False),
-        (Output("optimise-cancel", "disabled"), False, True),
-        (Output("optimise-progress-wrap", "className"), "progress-wrap", "progress-wrap hidden"),
-    ],
-    progress=[Output("optimise-progress", "value"), Output("optimise-progress-label", "children")],
-    progress_default=[0, ""],
-    cancel=[Input("optimise-cancel", "n_clicks")],
     prevent_initial_call=True,
 )
-def on_run(set_progress, n_clicks, *args):
+def on_request(n_clicks, *args):
     *values, time_limit, scenario_data = args
     if not n_clicks:
+        return no_update
+    return job_request(dict(zip(SETTINGS, values, strict=True)), time_limit, scenario_data)
+
+
+def job_request(values: Mapping[str, Any], time_limit: Any, scenario_data: dict | None) -> dict:
+    """What the background job needs, stamped so that repeating a request runs it again."""
+    return {"values": dict(values), "time_limit": time_limit, "scenario": scenario_data,
+            "requested_at": time.time()}  # fmt: skip
+
+
+@callback(
+    Output("app-optimise-cancel", "data"),
+    Input("optimise-cancel", "n_clicks"),
+    prevent_initial_call=True,
+)
+def on_cancel(n_clicks):
+    return time.time() if n_clicks else no_update
+
+
+@callback(
+    Output("app-optimise-status", "data"),
+    Output("app-result", "data", allow_duplicate=True),
+    Output("app-scenario", "data", allow_duplicate=True),
+    Input("app-optimise-request", "data"),
+    background=True,
+    running=[(Output("app-optimise-running", "data"), True, False)],
+    progress=[Output("app-optimise-progress", "data")],
+    progress_default=[None],
+    cancel=[Input("app-optimise-cancel", "data")],
+    prevent_initial_call=True,
+)
+def on_run(set_progress, request):
+    if not request:
         return no_update, no_update, no_update
-    settings = dict(zip(SETTINGS, values, strict=True))
-    result, scenario, status = run_optimisation(scenario_data, settings, time_limit,
-                                                lambda pct, text: set_progress((pct, text)))  # fmt: skip
+    set_progress([{"pct": 0, "text": "starting"}])
+    result, scenario, status = run_optimisation(
+        request.get("scenario"), request.get("values") or {}, request.get("time_limit"),
+        lambda pct, text: set_progress([{"pct": pct, "text": text}]),
+    )  # fmt: skip
     return status, result, scenario
+
+
+# Two views of the job: the controls follow its running/progress side outputs at once;
+# the message waits for the job's result (Dash holds callbacks on a running job's outputs).
+
+
+@callback(
+    Output("optimise-run", "disabled"),
+    Output("optimise-cancel", "disabled"),
+    Output("optimise-progress", "value"),
+    Output("optimise-progress-label", "children"),
+    Output("optimise-progress-wrap", "className"),
+    Input("app-optimise-running", "data"),
+    Input("app-optimise-progress", "data"),
+)
+def on_job_view(running, progress):
+    return job_view(running, progress)
+
+
+@callback(Output("optimise-status", "children"), Input("app-optimise-status", "data"))
+def on_job_status(status):
+    return render_message(status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,12 +22,16 @@ from dashapp.components import (
     SERVICE_NAMES,
     data_table_style,
     empty_state,
+    error_data,
     error_message,
     fmt_change,
     fmt_value,
+    job_view,
     kpi_label,
     message,
+    message_data,
     page_header,
+    render_message,
     verdict,
 )
 from dashapp.state import (
@@ -512,44 +517,88 @@ def compute_frontier(scenario_data: dict | None, max_pct: float | None, seconds:
     n_ok = int(df.get("oap_bed_days_per_year", pd.Series(dtype=float)).notna().sum())
     store = {"scenario_fingerprint": scenario.fingerprint(), "base_cost": base,
              "rows": df.replace({np.nan: None}).to_dict("records")}  # fmt: skip
-    return store, message(
+    return store, message_data(
         f"Frontier computed at {len(budgets)} budgets ({n_ok} feasible).", "success"
     )
 
 
+# Like the optimiser (pages/optimise.py), the frontier job reads and writes shell stores
+# (``app-frontier-*``), so it finishes even if the user leaves this page.
+
+
 @callback(
-    # a page-local output first: Dash then does not run this when the page is shown
-    Output("results-frontier-status", "children"),
-    Output("app-frontier", "data", allow_duplicate=True),
+    Output("app-frontier-request", "data"),
     Input("results-frontier-run", "n_clicks"),
     State("results-frontier-max", "value"),
     State("results-frontier-time", "value"),
     State("app-scenario", "data"),
-    background=True,
-    running=[
-        (Output("results-frontier-run", "disabled"), True, False),
-        (Output("results-frontier-cancel", "disabled"), False, True),
-        (Output("results-frontier-wrap", "className"), "progress-wrap", "progress-wrap hidden"),
-    ],
-    progress=[
-        Output("results-frontier-progress", "value"),
-        Output("results-frontier-label", "children"),
-    ],
-    progress_default=[0, ""],
-    cancel=[Input("results-frontier-cancel", "n_clicks")],
     prevent_initial_call=True,
 )
-def on_frontier(set_progress, n_clicks, max_pct, seconds, scenario_data):
+def on_frontier_request(n_clicks, max_pct, seconds, scenario_data):
     if not n_clicks:
+        return no_update
+    return {
+        "max_pct": max_pct,
+        "seconds": seconds,
+        "scenario": scenario_data,
+        "requested_at": time.time(),
+    }
+
+
+@callback(
+    Output("app-frontier-cancel", "data"),
+    Input("results-frontier-cancel", "n_clicks"),
+    prevent_initial_call=True,
+)
+def on_frontier_cancel(n_clicks):
+    return time.time() if n_clicks else no_update
+
+
+@callback(
+    Output("app-frontier-status", "data"),
+    Output("app-frontier", "data", allow_duplicate=True),
+    Input("app-frontier-request", "data"),
+    background=True,
+    running=[(Output("app-frontier-running", "data"), True, False)],
+    progress=[Output("app-frontier-progress", "data")],
+    progress_default=[None],
+    cancel=[Input("app-frontier-cancel", "data")],
+    prevent_initial_call=True,
+)
+def on_frontier(set_progress, request):
+    if not request:
         return no_update, no_update
     try:
         store, status = compute_frontier(
-            scenario_data, max_pct, seconds, lambda p, t: set_progress((p, t))
-        )
+            request.get("scenario"), request.get("max_pct"), request.get("seconds"),
+            lambda p, t: set_progress([{"pct": p, "text": t}]),
+        )  # fmt: skip
         return status, store
     except Exception as err:  # noqa: BLE001
         log.exception("frontier failed")
-        return error_message(err), no_update
+        return error_data(err), no_update
+
+
+# Two views of the job: the controls follow its running/progress side outputs at once;
+# the message waits for the job's result (Dash holds callbacks on a running job's outputs).
+
+
+@callback(
+    Output("results-frontier-run", "disabled"),
+    Output("results-frontier-cancel", "disabled"),
+    Output("results-frontier-progress", "value"),
+    Output("results-frontier-label", "children"),
+    Output("results-frontier-wrap", "className"),
+    Input("app-frontier-running", "data"),
+    Input("app-frontier-progress", "data"),
+)
+def on_frontier_job_view(running, progress):
+    return job_view(running, progress)
+
+
+@callback(Output("results-frontier-status", "children"), Input("app-frontier-status", "data"))
+def on_frontier_job_status(status):
+    return render_message(status)
 
 
 def frontier_view(scenario_data: dict | None, frontier_data: dict | None, result: dict | None):

@@ -172,16 +172,22 @@ def test_commissioner_journey(browser, app_url, screenshot_dir, download_dir):
     )
     shot(d, screenshot_dir, "4-optimise")
 
-    def finished(d):
-        text = css(d, "#optimise-status").text
-        return (
-            text
-            if any(w in text for w in ("The optimiser found", "constraints", "went wrong"))
-            else False
-        )
+    # the job runs in the background: move to the Results page while it works
+    go(d, app_url, "/results", "#results-scorecard td")
+    assert (
+        "optimiser running" in css(d, "#app-badge").text
+        or "plan: optimised" in css(d, "#app-badge").text
+    )
 
-    status = wait_for(d, finished, OPTIMISE_TIMEOUT_S, "the optimiser to finish")
+    def finished(d):
+        badge = css(d, "#app-badge").text
+        return badge if "plan: optimised" in badge or "optimiser running" not in badge else False
+
+    wait_for(d, finished, OPTIMISE_TIMEOUT_S, "the optimiser to finish")
+    go(d, app_url, "/optimise", "#optimise-run")
+    status = wait_for(d, lambda d: css(d, "#optimise-status").text, what="the optimiser's message")
     assert "The optimiser found" in status, status
+    assert css(d, "#optimise-run").is_enabled() and not css(d, "#optimise-cancel").is_enabled()
     wait_text(d, "#app-badge", "plan: optimised")
 
     go(d, app_url, "/results", "#results-scorecard td")
@@ -253,3 +259,25 @@ def test_pages_work_with_the_keyboard(browser, app_url, path):
         ActionChains(d).send_keys(Keys.TAB).perform()
         seen.append(d.switch_to.active_element.get_attribute("href") or "")
     assert any(s.endswith("/optimise") for s in seen) and any(s.endswith("/export") for s in seen)
+
+
+def test_optimise_can_be_cancelled(browser, app_url):
+    d = browser
+    d.get(app_url + "/optimise")
+    wait_for(
+        d, lambda d: css(d, "#optimise-mobile-min").get_attribute("value"), what="controls filled"
+    )
+    wait_for(
+        d, lambda d: not d.find_elements(By.CSS_SELECTOR, "._dash-loading-callback"), what="idle"
+    )
+    time.sleep(1)
+    css(d, "#optimise-run").click()
+    wait_for(d, lambda d: css(d, "#optimise-cancel").is_enabled(), what="the run to start")
+    assert not css(d, "#optimise-run").is_enabled()
+    wait_text(d, "#app-badge", "optimiser running")
+    css(d, "#optimise-cancel").click()
+    wait_for(d, lambda d: css(d, "#optimise-run").is_enabled(), what="the run button to come back")
+    assert "optimiser running" not in css(d, "#app-badge").text
+    assert "hidden" in css(d, "#optimise-progress-wrap").get_attribute("class")
+    time.sleep(2)
+    assert css(d, "#optimise-status").text == ""  # no result arrives from a cancelled job

@@ -54,8 +54,8 @@ def test_callbacks_are_registered_once_with_page_prefixed_ids(client):
             assert cid.startswith(prefixes), out
     background = [d for d in deps if d.get("background")]
     assert {d["output"].strip(".").split(".")[0] for d in background} >= {
-        "optimise-status",
-        "results-frontier-status",
+        "app-optimise-status",
+        "app-frontier-status",
     }
 
 

@@ -55,6 +55,8 @@ def _text(component) -> str:
     """All text inside a Dash component tree (for asserting on messages)."""
     if component is None or component is no_update:
         return ""
+    if isinstance(component, dict):  # a stored message
+        return " ".join([str(component.get("head", "")), *map(str, component.get("lines", []))])
     if isinstance(component, str | int | float):
         return str(component)
     if isinstance(component, list | tuple):
@@ -354,7 +356,7 @@ def test_run_optimisation_stores_a_fresh_result(pages, demo, monkeypatch):
     assert s.budget.revenue_gbp_per_year == pytest.approx(61.5e6)
     assert state.result_is_fresh(result, s)
     assert set(result["cards"]) == {"current", "optimised"}
-    assert "results" in _text(status).lower()
+    assert status["kind"] == "success" and status["link"] == "/results"
 
 
 def test_infeasible_optimisation_explains_why(pages, demo, monkeypatch):
@@ -372,7 +374,7 @@ def test_infeasible_optimisation_explains_why(pages, demo, monkeypatch):
         )
     )
     result, scenario, status = pages.optimise.run_optimisation(demo, values, 5)
-    assert result is None
+    assert result is no_update  # the last good result is kept (the badge shows it is out of date)
     assert "the budget cannot fund the locked services" in _text(status)
 
 
@@ -530,3 +532,61 @@ def test_csv_and_report_exports(pages, demo):
 def test_exports_without_a_plan_describe_today(pages, demo):
     report = pages.export.make_file("export-html", demo, None, False)["content"]
     assert "No optimised plan" in report and "NOT suppressed" in report
+
+
+def test_background_job_reads_the_request_and_reports_progress(pages, demo, monkeypatch):
+    import pathways.optimise as opt
+
+    def fake(scenario, options):
+        options.progress("solving", 0.5)
+        raise InfeasibleError(["the budget cannot fund the locked services"])
+
+    monkeypatch.setattr(opt, "optimise_with_baselines", fake)
+    values = dict(
+        zip(
+            pages.optimise.SETTINGS,
+            pages.optimise.control_values(state.demo_scenario()),
+            strict=True,
+        )
+    )
+    request = pages.optimise.job_request(values, 5, demo)
+    reported = []
+    status, result, scenario = pages.optimise.on_run(reported.append, request)
+    assert reported[0] == [{"pct": 0, "text": "starting"}]
+    assert status["kind"] == "error" and "locked services" in _text(status)
+    assert result is no_update and state.scenario_from_store(scenario).name == demo["name"]
+    assert pages.optimise.on_run(reported.append, None) == (no_update, no_update, no_update)
+
+
+def test_job_view_follows_the_shell_stores(pages):
+    from dashapp.components import job_view, message_data, render_message
+
+    running = job_view(True, {"pct": 40.0, "text": "solving"})
+    assert running == (True, False, 40.0, "solving", "progress-wrap")
+    idle = job_view(False, None)
+    assert idle[:2] == (False, True) and idle[4].endswith("hidden")
+    done = render_message(message_data("Done.", "success", link="/results", link_text="See"))
+    assert "Done." in str(done.to_plotly_json()) and "/results" in str(done.to_plotly_json())
+    assert render_message(None) is None
+    assert pages.optimise.on_job_status(None) is None
+
+
+def test_frontier_job_stores_rows_for_this_scenario(pages, demo, monkeypatch):
+    import pandas as pd
+
+    import pathways.optimise.run as run
+
+    def fake_frontier(scenario, budgets, opts):
+        b = budgets[0]
+        return pd.DataFrame([{"budget_gbp_per_year": b, "status": "OPTIMAL", "gap": 0.0,
+                              "oap_bed_days_per_year": 1e9 / b, "admissions_per_year": 3000.0,
+                              "total_cost_gbp_per_year": b}])  # fmt: skip
+
+    monkeypatch.setattr(run, "frontier", fake_frontier)
+    steps = []
+    store, status = pages.results.compute_frontier(demo, 10, 3, lambda p, t: steps.append(t))
+    assert len(store["rows"]) == len(steps) == pages.results.FRONTIER_STEPS + 1
+    assert store["scenario_fingerprint"] == state.scenario_from_store(demo).fingerprint()
+    assert "5 budgets (5 feasible)" in _text(status)
+    fig = pages.results.frontier_view(demo, store, None)
+    assert list(fig.data[0].y) == sorted(fig.data[0].y, reverse=True)
