@@ -39,6 +39,8 @@ CHROME_FLAGS = (
     "--no-first-run",
     "--metrics-recording-only",
     "--mute-audio",
+    # no network but the app itself: maps must draw offline
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     f"--window-size={WINDOW[0]},{WINDOW[1]}",
 )
 

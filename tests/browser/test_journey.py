@@ -225,6 +225,13 @@ def test_commissioner_journey(browser, app_url, screenshot_dir, download_dir):
     assert "current" in header and "optimised" in header
     shot(d, screenshot_dir, "7-export")
 
+    # everything the pages loaded came from the app itself (no tiles, fonts or CDNs)
+    loaded = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    outside = [
+        u for u in loaded if not u.startswith(app_url) and not u.startswith(("data:", "blob:"))
+    ]
+    assert not outside, outside
+
 
 BAD_SITES = (
     "site_id,name,x,y,inpatient_beds\nN1,Good site,530000,110000,10\nN2,,530000,110000,ten\n"
