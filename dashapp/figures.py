@@ -26,6 +26,7 @@ from dashapp.components import (
     NHS_WARM_YELLOW,
     SERVICE_COLOURS,
     SERVICE_NAMES,
+    fmt_value,
     kpi_label,
 )
 from dashapp.state import MapGeometry
@@ -326,26 +327,31 @@ def frontier_chart(df: pd.DataFrame | None, current_budget: float | None = None)
 
 
 def compare_chart(cards: Mapping[str, Mapping[str, Any]], keys: Sequence[str]) -> go.Figure:
-    """Headline KPIs of several plans, each as % of the first plan's value."""
+    """Headline KPIs of several plans: for each measure the largest value is the full bar,
+    and every bar is labelled with its value."""
     names = list(cards)
     if len(names) < 1 or not keys:
         return empty_figure("Choose two or more saved plans to compare.")
-    first = cards[names[0]]
     fig = go.Figure()
     labels = [kpi_label(k) for k in keys][::-1]
-    for i, name in enumerate(names):
-        vals = []
+    top = {}
+    for k in keys:
+        vals = [abs(float(cards[n][k])) for n in names if cards[n].get(k) is not None]
+        top[k] = max(vals) if vals and max(vals) > 0 else 1.0
+    # horizontal groups stack traces bottom-up: add them last-first so the first plan is on top
+    for i, name in reversed(list(enumerate(names))):
+        vals, text = [], []
         for k in keys[::-1]:
-            a, b = first.get(k), cards[name].get(k)
-            vals.append(b / a * 100 if a not in (None, 0) and b is not None else None)
-        fig.add_trace(go.Bar(x=vals, y=labels, orientation="h", name=name,
-                             marker_color=PLAN_COLOURS[i % len(PLAN_COLOURS)],
-                             hovertemplate=f"{name}<br>%{{y}}: %{{x:.1f}}% of {names[0]}<extra></extra>"))  # fmt: skip
-    fig.add_vline(x=100, line={"color": NHS_DARK_GREY, "dash": "dash"})
-    fig.update_xaxes(title_text=f"% of '{names[0]}'")
-    return _layout(fig, title="Side by side (first plan = 100%)", barmode="group",
-                   height=120 + 28 * len(keys) * max(len(names), 1),
-                   legend={"orientation": "h", "y": -0.12})  # fmt: skip
+            v = cards[name].get(k)
+            vals.append(None if v is None else abs(float(v)) / top[k] * 100)
+            text.append(fmt_value(k, v))
+        fig.add_trace(go.Bar(x=vals, y=labels, orientation="h", name=name, text=text, textposition="outside",
+                             cliponaxis=False, marker_color=PLAN_COLOURS[i % len(PLAN_COLOURS)],
+                             hovertemplate=f"{name}<br>%{{y}}: %{{text}}<extra></extra>"))  # fmt: skip
+    fig.update_xaxes(title_text="% of the largest value for each measure", range=[0, 118])
+    return _layout(fig, barmode="group", height=120 + 26 * len(keys) * max(len(names), 1),
+                   legend={"orientation": "h", "y": -0.08, "traceorder": "reversed"},
+                   margin={"l": 10, "r": 10, "t": 10, "b": 10})  # fmt: skip
 
 
 def capacity_chart(totals: Mapping[str, Mapping[str, float]]) -> go.Figure:

@@ -206,6 +206,7 @@ def test_commissioner_journey(browser, app_url, screenshot_dir, download_dir):
     css(d, "#compare-run").click()
     table = wait_text(d, "#compare-table", "Admissions a year")
     assert "journey today" in table and "journey plan" in table
+    d.execute_script("document.getElementById('compare-table').scrollIntoView({block: 'start'})")
     shot(d, screenshot_dir, "6-compare")
 
     go(d, app_url, "/export", "#export-xlsx")

@@ -152,11 +152,16 @@ def test_frontier_chart_handles_missing_and_infeasible_rows():
     assert "No budget" in figures.frontier_chart(infeasible).layout.annotations[0].text
 
 
-def test_compare_chart_indexes_to_the_first_plan():
-    cards = {"A": {"admissions_per_year": 100.0}, "B": {"admissions_per_year": 80.0}}
-    fig = figures.compare_chart(cards, ["admissions_per_year"])
-    assert [t.name for t in fig.data] == ["A", "B"]
-    assert list(fig.data[1].x) == pytest.approx([80.0])
+def test_compare_chart_scales_each_measure_to_its_largest_value():
+    cards = {"A": {"admissions_per_year": 100.0, "hub_service_level": 0.5},
+             "B": {"admissions_per_year": 80.0, "hub_service_level": 0.8}}  # fmt: skip
+    fig = figures.compare_chart(cards, ["admissions_per_year", "hub_service_level"])
+    by_name = {t.name: t for t in fig.data}
+    assert [t.name for t in fig.data] == ["B", "A"]  # drawn last-first: A on top of each group
+    # rows run bottom-up: hub service level first
+    assert list(by_name["A"].x) == pytest.approx([62.5, 100.0])
+    assert list(by_name["B"].x) == pytest.approx([100.0, 80.0])
+    assert list(by_name["B"].text) == ["80.0%", "80.0"]
     assert figures.compare_chart({}, []).layout.annotations
 
 
