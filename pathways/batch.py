@@ -63,6 +63,7 @@ from pathways.scenario import (
     _line_index,
     load_scenario,
     problems_from_validation,
+    read_yaml,
     scenario_from_dict,
     with_changes,
 )
@@ -379,18 +380,7 @@ def batch_spec_from_dict(
 def load_batch_spec(path: str | Path) -> BatchSpec:
     """Read and validate a batch spec YAML file (paths inside are relative to it)."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(Problem(str(path), None, None, "file not found"))
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InputError(
-            Problem(str(path), mark.line + 1 if mark else None, None, "not valid YAML")
-        ) from None
-    if data is None:
-        raise InputError(Problem(str(path), None, None, "the file is empty"))
+    data, text = read_yaml(path)
     return batch_spec_from_dict(data, str(path), text, str(path.parent.resolve()))
 
 

@@ -21,6 +21,7 @@ from pathways.scenario import (
     HubCapacity,
     Scenario,
     problems_from_validation,
+    read_yaml,
 )
 
 
@@ -101,17 +102,8 @@ def plan_from_dict(data: Any, file: str = "<plan>", text: str | None = None) -> 
 
 
 def load_plan(path: str | Path) -> Plan:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(Problem(str(path), None, None, "file not found"))
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InputError(
-            Problem(str(path), mark.line + 1 if mark else None, None, "not valid YAML")
-        ) from None
+    """Read and validate a plan YAML file (as written by ``pathways optimise``)."""
+    data, text = read_yaml(path)
     return plan_from_dict(data, str(path), text)
 
 

@@ -831,8 +831,11 @@ def scenario_from_dict(
         raise InputError(problems_from_validation(err, file, text)) from None
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario YAML file."""
+def read_yaml(path: str | Path) -> tuple[Any, str]:
+    """Read a YAML file for validation: (data, text), or an InputError naming file and line.
+
+    Shared by scenarios, plans and batch specs, so every file reports problems alike.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(Problem(str(path), None, None, "file not found"))
@@ -849,6 +852,13 @@ def load_scenario(path: str | Path) -> Scenario:
         raise InputError(Problem(str(path), line, None, f"not valid YAML: {problem}")) from None
     if data is None:
         raise InputError(Problem(str(path), None, None, "the file is empty"))
+    return data, text
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML file."""
+    path = Path(path)
+    data, text = read_yaml(path)
     return scenario_from_dict(data, file=str(path), text=text, base_dir=str(path.parent.resolve()))
 
 
