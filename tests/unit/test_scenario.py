@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 
@@ -177,8 +178,10 @@ def test_variants_revalidate_and_do_not_mutate(tmp_path):
         with_changes(s, {"demand.growth_factor": -1})
     with pytest.raises(InputError, match="no such field"):
         with_changes(s, {"demand.nonsense": 1})
-    with pytest.raises(Exception):
-        s.demand.growth_factor = 3  # frozen
+    with pytest.raises(pydantic.ValidationError, match=r"(?s)growth_factor.*frozen") as frozen:
+        s.demand.growth_factor = 3
+    assert frozen.value.errors()[0]["loc"] == ("growth_factor",)
+    assert s.demand.growth_factor == 1.0
 
 
 def test_crisis_now_preset_changes_routing():
