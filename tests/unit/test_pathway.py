@@ -65,10 +65,20 @@ def test_every_episode_ends_somewhere(routing, episodes, served, full_adm, oap):
     np.testing.assert_allclose(
         f.admissions.sum(), e.sum() * admission_share(params, served), rtol=1e-9, atol=1e-6
     )
-    assert (
-        c.to_crisis_house == pytest.approx(f.crisis_house_referrals.sum() / e.sum())
-        if e.sum() > 0
-        else True
+    # and, area by area, each linear coefficient times the episodes gives the routed flow
+    for flow, coef in (
+        (f.mobile_team, c.to_mobile),
+        (f.place_of_safety, c.to_place_of_safety),
+        (f.crisis_house_referrals, c.to_crisis_house),
+    ):
+        np.testing.assert_allclose(flow, e * coef, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(
+        f.admissions,
+        e * c.direct_admission
+        + f.crisis_house_referrals
+        * (served * c.ch_to_inpatient + (1 - served) * c.full_to_inpatient),
+        rtol=1e-9,
+        atol=1e-6,
     )
 
 
