@@ -414,8 +414,26 @@ def test_results_with_a_fresh_plan(pages, demo):
     status, fig, chart, rows, cols, styles, equity, q_rows, q_cols, changes, _, note = out
     assert "optimised plan" in _text(status)
     assert "optimised" in [c["id"] for c in cols] and "change" in [c["id"] for c in cols]
-    beds = next(r for r in rows if r["kpi"] == "Admissions a year")
-    assert beds["verdict"] in ("better", "no change", "worse")
+    # Six more beds and a crisis house: fewer admissions and OAPs, more crisis-house stays,
+    # shorter journeys, a higher bill; mobile teams and the hub are untouched; occupancy
+    # gets no verdict.
+    from dashapp.components import kpi_label
+
+    expected = {
+        "admissions_per_year": "better",
+        "oap_placements_per_year": "better",
+        "oap_bed_days_per_year": "better",
+        "oap_cost_gbp_per_year": "better",
+        "inpatient_occupancy": "",
+        "crisis_house_episodes_per_year": "better",
+        "mobile_response_within_standard_share": "no change",
+        "hub_service_level": "no change",
+        "mean_travel_mins": "better",
+        "p95_travel_mins": "better",
+        "total_cost_gbp_per_year": "worse",
+    }
+    verdicts = {r["kpi"]: r["verdict"] for r in rows}
+    assert verdicts == {kpi_label(k): v for k, v in expected.items()}
     assert {c["what"] for c in changes} == {"grows", "opens"}
     assert [t.name for t in equity.data] == ["Today", "Optimised"]
     assert len(q_rows) == 5
