@@ -61,3 +61,19 @@ class InfeasibleError(ValueError):
         self.reasons = list(reasons)
         text = "No plan meets all the constraints: " + "; ".join(self.reasons)
         super().__init__(text)
+
+
+class NoPlanInTimeError(ValueError):
+    """The optimiser stopped on the clock before it found any plan.
+
+    Not the same as :class:`InfeasibleError`: a plan may well exist; more time (or a
+    looser gap) may find it.
+    """
+
+    def __init__(self, seconds: float, detail: str = ""):
+        self.seconds = float(seconds)
+        text = (
+            f"No plan was found within the time limit of {self.seconds:.0f} s; "
+            "allow more time and run again"
+        )
+        super().__init__(text + (f" ({detail})" if detail else ""))

@@ -344,10 +344,10 @@ def evaluate(scenario: Scenario | Instance, plan: Plan | None = None) -> Scoreca
         else 0.0
     )
 
-    # travel: crisis-house stays, local admissions, OAPs, mobile responses
-    ch_trip_w = (
-        ch_alloc * (1.0 - ch["blocked_share"])[None, :] * flows.crisis_house_referrals[:, None]
-    )
+    # travel: journeys to the crisis house, to a local bed or out of area, and mobile
+    # responses. Every referral travels to the house of its catchment (a full house turns
+    # people away at its door), which is also how the optimiser's travel burden counts them.
+    ch_trip_w = ch_alloc * flows.crisis_house_referrals[:, None]
     bed_open = cap["inpatient"] > 0
     bed_t = (
         np.where(bed_open[None, :], t, np.inf).min(axis=1)
@@ -409,6 +409,8 @@ def evaluate(scenario: Scenario | Instance, plan: Plan | None = None) -> Scoreca
                 (mob_alloc * t).sum(axis=1) / np.maximum(mob_alloc.sum(axis=1), 1e-12),
                 np.nan,
             ),
+            "crisis_house_reach_share": ch_alloc.sum(axis=1),
+            "mobile_covered_share": mob["covered_share_area"],
             "crisis_house_travel_mins": np.where(
                 ch_alloc.sum(axis=1) > 0,
                 (ch_alloc * t).sum(axis=1) / np.maximum(ch_alloc.sum(axis=1), 1e-12),

@@ -39,6 +39,12 @@ class AllocationShare(Frozen):
     share: float = Field(ge=0, le=1.000001)
 
 
+STATUSES = ("OPTIMAL", "TIME_LIMIT", "HEURISTIC")
+"""How a returned plan was found: proven within the gap; the best found when the clock
+stopped the search (with its gap); the heuristic plan, when the solver found nothing
+better in time."""
+
+
 class SolverReport(Frozen):
     status: str
     objective: float | None = None
@@ -48,6 +54,8 @@ class SolverReport(Frozen):
     solver: str = ""
     iterations: int = 0
     message: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    breaches: tuple[str, ...] = ()
 
 
 class Plan(Frozen):

@@ -56,10 +56,12 @@ import numpy as np
 from ortools.math_opt.python import mathopt
 
 from pathways import demand, queues
+from pathways.constraints import Goals, breaches, resolve_goals  # noqa: F401 - re-exported
 from pathways.costs import unit_cost
-from pathways.errors import InfeasibleError
-from pathways.instance import Instance
-from pathways.kpis import hub_metrics
+from pathways.errors import InfeasibleError, NoPlanInTimeError
+from pathways.instance import Instance, capacity_arrays
+from pathways.kpis import evaluate, hub_metrics, nearest_allocation
+from pathways.optimise.baselines import objective_value
 from pathways.plan import AllocationShare, Plan, SitePlan, SolverReport
 from pathways.scenario import SERVICES, SHIFT_HOURS, SHIFTS, STAFF_GROUPS, Capacity, HubCapacity
 
@@ -84,23 +86,6 @@ class SolverOptions:
     max_rounds: int = 12
     tolerance: float = 5e-4
     progress: Callable[[str, float], None] | None = field(default=None, compare=False, repr=False)
-
-
-@dataclass
-class Goals:
-    """Resolved limits: budget, targets and minimum service levels (units in names)."""
-
-    mode: str
-    budget_gbp: float
-    capital_gbp: float | None
-    oap_bed_days_max: float | None
-    admissions_max: float | None
-    mobile_within_min: float
-    hub_sl_min: float
-    ch_travel_mins: float | None
-    ch_pop_share_min: float | None
-    equity_gap: float | None
-    workforce_caps: dict[str, float]
 
 
 class MipModel:
@@ -216,47 +201,6 @@ def h_mobile(mu: float, m: int, profile: np.ndarray, service_h: float) -> tuple[
     return val, der
 
 
-def resolve_goals(inst: Instance, baseline_card=None) -> Goals:
-    sc = inst.scenario
-    con = sc.constraints
-    budget = sc.budget.revenue_gbp_per_year
-    need_base = (
-        budget is None
-        or con.mobile_within_standard_share_min is None
-        or con.hub_service_level_min is None
-    )
-    if need_base and baseline_card is None:
-        from pathways.kpis import evaluate
-
-        baseline_card = evaluate(inst)
-    return Goals(
-        mode=sc.objective.mode,
-        budget_gbp=budget if budget is not None else baseline_card.kpis["total_cost_gbp_per_year"],
-        capital_gbp=sc.budget.capital_gbp,
-        oap_bed_days_max=sc.objective.targets.oap_bed_days_per_year_max,
-        admissions_max=sc.objective.targets.admissions_per_year_max,
-        mobile_within_min=(
-            con.mobile_within_standard_share_min
-            if con.mobile_within_standard_share_min is not None
-            else _floor(baseline_card.kpis["mobile_response_within_standard_share"])
-        ),
-        hub_sl_min=(
-            con.hub_service_level_min
-            if con.hub_service_level_min is not None
-            else _floor(baseline_card.kpis["hub_service_level"])
-        ),
-        ch_travel_mins=con.crisis_house_travel_mins,
-        ch_pop_share_min=con.crisis_house_population_share_min,
-        equity_gap=con.equity.max_gap_share if con.equity.enabled else None,
-        workforce_caps=dict(con.workforce_caps_wte),
-    )
-
-
-def _floor(x: float) -> float:
-    """Today's level, rounded down a hair so today's plan stays feasible."""
-    return max(0.0, math.floor(x * 1e4) / 1e4 - 1e-6)
-
-
 # ----------------------------------------------------------------------------- build
 
 
@@ -290,8 +234,30 @@ def area_groups(inst: Instance, n_groups: int, seed: int = 0) -> np.ndarray:
     return labels
 
 
-def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
-    """Create the MILP (1)-(12) with initial tangents."""
+def _hint_sites(inst: Instance, hint: Plan | None, labels: np.ndarray, n: int):
+    """Per group, the crisis houses and mobile bases the hint's areas use (quickest open site).
+
+    Added to each group's candidate sites so that the hint's capacities admit an
+    allocation in the model (without them a warm start whose bases are not among a
+    group's nearest candidates is infeasible and the solver discards it).
+    """
+    out = {"crisis_house": [set() for _ in range(n)], "mobile_team": [set() for _ in range(n)]}
+    if hint is None:
+        return out
+    cap = capacity_arrays(inst, hint)
+    limit = inst.scenario.pathway.crisis_house_max_travel_mins
+    for service, lim in (("crisis_house", limit), ("mobile_team", np.inf)):
+        alloc = nearest_allocation(inst.travel_mins, cap[service] > 0, lim)
+        area, site = np.nonzero(alloc)
+        for a, j in zip(area, site, strict=True):
+            out[service][labels[a]].add(int(j))
+    return out
+
+
+def build_model(
+    inst: Instance, goals: Goals, opts: SolverOptions, hint: Plan | None = None
+) -> Built:
+    """Create the MILP (1)-(12) with initial tangents (``hint``: a plan to warm-start from)."""
     sc = inst.scenario
     q = sc.queues
     solver = MipModel(f"crisis-capacity-{sc.name}")
@@ -336,10 +302,12 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     ch_cur, ch_lo, ch_hi, ch_must, ch_host = site_bounds(inst, "crisis_house")
     reach = reach_all
     ch_sites = np.flatnonzero(ch_host)
+    hinted = _hint_sites(inst, hint, labels, n)
     data["ch_pairs"] = pairs = []
     for i in range(n):
         cand = [j for j in ch_sites if reach[i, j]]
         cand = sorted(cand, key=lambda j: t[i, j])[: opts.nearest_sites]
+        cand += sorted(j for j in hinted["crisis_house"][i] if reach[i, j] and j not in cand)
         pairs.extend((i, j) for j in cand)
     for i, j in pairs:
         v["x"][i, j] = solver.NumVar(0.0, 1.0, f"x_{i}_{j}")
@@ -456,6 +424,7 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     data["mob_pairs"] = mpairs = []
     for i in range(n):
         cand = sorted(mob_sites, key=lambda j: t[i, j])[: opts.nearest_sites]
+        cand += sorted(j for j in hinted["mobile_team"][i] if j not in cand)
         mpairs.extend((i, j) for j in cand)
     for i, j in mpairs:
         v["vv"][i, j] = solver.NumVar(0.0, 1.0, f"v_{i}_{j}")
@@ -905,6 +874,31 @@ def run_solver(built: Built, opts: SolverOptions, seconds: float, hint: dict | N
     return result
 
 
+class _Incumbent:
+    """The best plan so far that ``evaluate`` finds within every limit."""
+
+    def __init__(self, inst: Instance, goals: Goals):
+        self.inst, self.goals = inst, goals
+        self.weights = inst.scenario.objective.weights
+        self.plan: Plan | None = None
+        self.objective = math.inf
+        self.source = ""
+        self.rejected: list[str] = []
+
+    def offer(self, plan: Plan, source: str) -> bool:
+        card = evaluate(self.inst, plan)
+        broken = breaches(self.inst, card, goals=self.goals)
+        if broken:
+            self.rejected = [b.message for b in broken]
+            log.info("%s plan rejected: %s", source, "; ".join(self.rejected))
+            return False
+        obj = objective_value(card, self.goals.mode, self.weights)
+        if obj < self.objective - 1e-9 * max(abs(obj), 1.0):
+            self.plan, self.objective, self.source = plan, obj, source
+            return True
+        return False
+
+
 def solve(
     inst: Instance,
     goals: Goals,
@@ -912,79 +906,86 @@ def solve(
     hint: Plan | None = None,
     name: str = "optimised",
 ) -> Plan:
-    """Build, solve and refine until the queueing estimates are exact; return the plan."""
+    """Build, solve and refine until the queueing estimates are exact; return the plan.
+
+    Every plan the search produces is judged by ``evaluate`` against every limit, and
+    only plans within all of them are kept; ``hint`` (a feasible plan, such as the
+    heuristic's) is both the solver's warm start and the answer if the solver finds
+    nothing better in time. The best bound over all rounds is kept (each round's
+    outer approximation under-estimates the queueing losses, so each bound is valid).
+    """
     start = time.perf_counter()
     report = opts.progress or (lambda msg, frac: None)
     report("building model", 0.02)
-    built = build_model(inst, goals, opts)
-    reason, rounds, exact = None, 0, False
-    plan = None
-    obj = bound = float("nan")
-    optimal = False
+    built = build_model(inst, goals, opts, hint)
+    best = _Incumbent(inst, goals)
+    if hint is not None:
+        best.offer(hint, "heuristic")
+    reason, rounds = None, 0
+    bound = -math.inf
+    proven = False  # a round ended OPTIMAL on the model and its plan was exact
     hint_vals = hint_values(inst, built, hint) if hint is not None else None
     # Branch and bound gets most of the time; the rest polishes the queueing estimates
     # with the integer decisions fixed (an LP, fast), so the plan is exact when returned.
     reserve = min(0.2 * opts.time_limit_s, 15.0)
+    exact, snap = False, None
+
+    def elapsed() -> float:
+        return time.perf_counter() - start
+
+    def progress(what: str) -> None:
+        frac = min(0.9, 0.05 + 0.85 * elapsed() / max(opts.time_limit_s, 1e-9))
+        shown = f"best {best.objective:,.1f}" if best.plan is not None else "no plan yet"
+        lower = f", bound {bound:,.1f}" if math.isfinite(bound) else ""
+        report(f"{what}: {shown}{lower}", frac)
+
     for rounds in range(1, opts.max_rounds + 1):
-        remaining = opts.time_limit_s - reserve - (time.perf_counter() - start)
+        remaining = opts.time_limit_s - reserve - elapsed()
         if remaining <= 0.5:
             break
-        report(
-            f"solving (round {rounds})", min(0.9, 0.05 + 0.85 * (1 - remaining / opts.time_limit_s))
-        )
+        progress(f"solving (round {rounds})")
         result = run_solver(built, opts, remaining, hint_vals)
         reason = result.termination.reason
         log.debug("termination %s", result.termination)
+        db = result.termination.objective_bounds.dual_bound
+        if math.isfinite(db):
+            bound = max(bound, db)
         if not result.has_primal_feasible_solution():
             break
         snap = snapshot(built)
-        plan = extract_plan(inst, built, name, snap)
-        obj = result.objective_value()
-        bound = result.termination.objective_bounds.dual_bound
-        optimal = reason == mathopt.TerminationReason.OPTIMAL
         hint_vals = dict(built.solver.values)
         viol = violations(inst, built, snap, opts.tolerance)
         exact = not viol
         log.info(
             "round %d: objective %.2f bound %.2f, exact=%s (%.1f s)",
             rounds,
-            obj,
+            result.objective_value(),
             bound,
             exact,
-            time.perf_counter() - start,
+            elapsed(),
         )
-        log.debug("violations: %s", viol)
         if exact:
+            best.offer(extract_plan(inst, built, name, snap), "solver")
+            proven = reason == mathopt.TerminationReason.OPTIMAL
             break
         refine(inst, built, snap, opts.tolerance)
-    if plan is not None and not exact:
-        report("refining queueing estimates", 0.92)
+    if snap is not None and not exact:
+        progress("refining queueing estimates")
         fix_integers(built)
         for extra in range(1, 40):
-            result = run_solver(
-                built, opts, max(1.0, opts.time_limit_s - (time.perf_counter() - start))
-            )
+            result = run_solver(built, opts, max(1.0, opts.time_limit_s - elapsed()))
             if not result.has_primal_feasible_solution():
-                break
+                break  # the fixed integers cannot meet the limits once estimates are exact
             snap = snapshot(built)
-            plan = extract_plan(inst, built, name, snap)
-            obj = result.objective_value()
             viol = violations(inst, built, snap, opts.tolerance)
-            exact = not viol
-            log.info(
-                "polish %d: objective %.2f, exact=%s (%.1f s)",
-                extra,
-                obj,
-                exact,
-                time.perf_counter() - start,
-            )
-            if exact:
+            log.info("polish %d: objective %.2f, exact=%s (%.1f s)", extra,
+                     result.objective_value(), not viol, elapsed())  # fmt: skip
+            if not viol:
+                best.offer(extract_plan(inst, built, name, snap), "solver")
                 break
             refine(inst, built, snap, opts.tolerance)
-        optimal = optimal and exact
-        bound = min(bound, obj)
-    seconds = time.perf_counter() - start
-    if plan is None:
+    seconds = elapsed()
+    if best.plan is None:
         if reason in (
             mathopt.TerminationReason.INFEASIBLE,
             mathopt.TerminationReason.INFEASIBLE_OR_UNBOUNDED,
@@ -992,26 +993,41 @@ def solve(
             from pathways.optimise.diagnose import explain_infeasible
 
             raise InfeasibleError(explain_infeasible(inst, goals, opts))
-        raise InfeasibleError(
-            [
-                f"no plan was found within the time limit of {opts.time_limit_s:.0f} s "
-                f"({reason.name if reason else 'not started'}); allow more time"
-            ]
+        detail = (
+            "the best plan found breaks: " + "; ".join(best.rejected) if best.rejected else ""
         )
-    gap = abs(obj - bound) / max(abs(obj), 1e-9) if math.isfinite(bound) else float("inf")
-    st = "OPTIMAL" if optimal and exact and gap <= opts.gap + 1e-9 else "FEASIBLE"
-    msg = "" if exact else "time ran out before every queueing estimate was refined"
+        raise NoPlanInTimeError(opts.time_limit_s, detail)
+    obj = best.objective
+    gap = max(0.0, (obj - bound) / max(abs(obj), 1e-9)) if math.isfinite(bound) else math.inf
+    if gap <= opts.gap + 1e-9 and (proven or math.isfinite(bound)):
+        status = "OPTIMAL"
+    elif best.source == "heuristic":
+        status = "HEURISTIC"
+    else:
+        status = "TIME_LIMIT"
+    messages = {
+        "OPTIMAL": f"proven within {gap:.2%} of the best possible",
+        "TIME_LIMIT": f"stopped on the clock after {seconds:.0f} s; within {gap:.1%} of the best possible"
+        if math.isfinite(gap)
+        else f"stopped on the clock after {seconds:.0f} s, before any bound was proven",
+        "HEURISTIC": "the solver found nothing better than the heuristic plan in time"
+        + (f"; within {gap:.1%} of the best possible" if math.isfinite(gap) else ""),
+    }
+    plan = best.plan if best.source == "solver" else best.plan.model_copy(update={"name": name})
+    settings = {**goals.settings(), "time_limit_s": opts.time_limit_s, "gap_target": opts.gap}
     return plan.model_copy(
         update={
             "solver": SolverReport(
-                status=st,
+                status=status,
                 objective=obj,
-                best_bound=bound,
-                gap=gap,
+                best_bound=bound if math.isfinite(bound) else None,
+                gap=gap if math.isfinite(gap) else None,
                 seconds=seconds,
                 solver=f"OR-Tools MathOpt {opts.backend}",
                 iterations=rounds,
-                message=msg,
+                message=messages[status],
+                settings=settings,
+                breaches=(),
             )
         }
     )

@@ -42,7 +42,7 @@ def test_demo_is_rich_enough():
 def test_demo_plan_agrees_with_evaluate_and_beats_baselines(demo):
     scenario, res = demo
     plan, cards = res.plan, res.cards
-    assert plan.solver.status in ("OPTIMAL", "FEASIBLE")
+    assert plan.solver.status in ("OPTIMAL", "TIME_LIMIT", "HEURISTIC")
     assert plan.solver.best_bound <= plan.solver.objective + 1e-6
     assert_agrees(plan, cards["optimised"])
     obj = res.objectives
