@@ -500,23 +500,40 @@ def test_monte_carlo_optimise_outputs_from_recorded_plans(tmp_path):
 
 
 @pytest.mark.slow
-def test_optimise_case_records_plan_or_error(tmp_path):
-    """One short optimise case: a plan file and solver report, or the error, are recorded."""
+def test_optimise_cases_record_a_plan_or_the_error(tmp_path):
+    """Two short optimise cases: the demo budget solves, GBP 1M cannot fund the locked services.
+
+    The solved case has its plan file and solver report, and its KPIs are those evaluate
+    gives the plan; the infeasible case has its error, no plan file, and a line in the
+    summary's failed cases.
+    """
     from pathways.kpis import evaluate
-    from pathways.scenario import load_scenario
+    from pathways.plan import STATUSES
+    from pathways.scenario import load_scenario, with_changes
 
     spec = write_spec(
         tmp_path,
         {"name": "opt", "base": str(SUSSEX), "run": "optimise",
+         "grid": {"budget.revenue_gbp_per_year": [60e6, 1e6]},
          "solver": {"time_limit_s": 10, "gap": 0.01}},
     )  # fmt: skip
-    result = run_batch(spec, tmp_path / "out", workers=1)
-    [row] = result.results.to_dict("records")
-    if row["status"] == "ok":
-        assert row["solver_status"] and row["solver_seconds"] is not None
-        plan = load_plan(tmp_path / "out" / "plans" / f"{row['case_id']}.yaml")
-        card = evaluate(load_scenario(SUSSEX), plan)
-        assert row["oap_bed_days_per_year"] == pytest.approx(card.kpis["oap_bed_days_per_year"])
-    else:
-        assert row["error"] and not (tmp_path / "out" / "plans").exists()
-        assert "Failed cases" in result.files["summary_md"].read_text()
+    out = tmp_path / "out"
+    result = run_batch(spec, out, workers=1)
+    rows = result.results.set_index("budget.revenue_gbp_per_year").to_dict("index")
+    assert set(rows) == {60e6, 1e6}
+    ok, bad = rows[60e6], rows[1e6]
+
+    assert ok["status"] == "ok", ok["error"]
+    assert ok["solver_status"] in STATUSES and ok["solver_seconds"] > 0
+    plan = load_plan(out / "plans" / f"{ok['case_id']}.yaml")
+    scenario = with_changes(load_scenario(SUSSEX), {"budget.revenue_gbp_per_year": 60e6})
+    card = evaluate(scenario, plan)
+    for k in ("oap_bed_days_per_year", "admissions_per_year", "total_cost_gbp_per_year"):
+        assert ok[k] == pytest.approx(card.kpis[k]), k
+    assert card.kpis["total_cost_gbp_per_year"] <= 60e6 * (1 + 1e-6)
+
+    assert bad["status"] != "ok"
+    assert "cannot fund the locked services" in bad["error"]
+    assert not (out / "plans" / f"{bad['case_id']}.yaml").exists()
+    failed = result.files["summary_md"].read_text().split("## Failed cases", 1)
+    assert len(failed) == 2 and bad["case_id"] in failed[1] and ok["case_id"] not in failed[1]
