@@ -102,8 +102,8 @@ class DemandParams(Frozen):
     deprivation_ratio: float = param(
         3.5,
         "rate ratio, most vs least deprived IMD decile",
-        "PARAMETERS.md: MH Act detention rate most vs least deprived decile about 3.5x "
-        "(NHS Digital MHA statistics; to verify)",
+        "NHS Digital, Mental Health Act Statistics, Annual Figures: detention rate in the most "
+        "vs least deprived decile about 3.5x (to verify)",
         "Log-linear deprivation gradient across IMD deciles.",
         ge=1,
     )
@@ -236,7 +236,7 @@ class PathwayParams(Frozen):
         "nhs_default",
         "name",
         "nhs_default: assumptions calibrated in docs/calibration.md; crisis_now: RI International "
-        "Crisis Resource Need Calculator ratios (PARAMETERS.md)",
+        "Crisis Resource Need Calculator ratios (Arizona calibration, 2014 data)",
         "Which published set of routing fractions the routing started from.",
     )
     routing: dict[str, dict[str, float]] = param(
@@ -362,14 +362,14 @@ class QueueParams(Frozen):
     mobile_standard_urban_mins: float = param(
         60.0,
         "minutes",
-        "PARAMETERS.md: 1 h urban (commonly used; to verify)",
+        "1 h urban: commonly used, not confirmed by a published standard (set locally)",
         "Response standard in urban areas.",
         gt=0,
     )
     mobile_standard_rural_mins: float = param(
         120.0,
         "minutes",
-        "PARAMETERS.md: 2 h rural (commonly used; to verify)",
+        "2 h rural: commonly used, not confirmed by a published standard (set locally)",
         "Response standard in rural areas.",
         gt=0,
     )
@@ -391,7 +391,7 @@ class QueueParams(Frozen):
     hub_answer_within_seconds: float = param(
         20.0,
         "seconds",
-        "SAMHSA 988: 95% answered within 20 s",
+        "SAMHSA 988 cooperative agreements: 95% answered within 20 s",
         "Answer time of the crisis-line service level.",
         gt=0,
     )
@@ -405,7 +405,8 @@ class QueueParams(Frozen):
     s136_per_100k_per_year: float = param(
         52.0,
         "section 136 detentions per 100,000 per year",
-        "Home Office: 31,213 detentions (England and Wales 2023/24) over about 60 M people",
+        "Home Office, Police powers and procedures statistics: 31,213 detentions "
+        "(England and Wales 2023/24) over about 60 M people",
         "Demand for places of safety.",
         ge=0,
     )
@@ -447,7 +448,8 @@ class CostParams(Frozen):
     crisis_house_place_gbp_per_year: float = param(
         175_200.0,
         "GBP per place per year",
-        "crisis-house bed-day about GBP 480 (TEWV, secondary source) x 365",
+        "crisis-house bed-day about GBP 480 (Tees, Esk and Wear Valleys NHS FT; "
+        "secondary source) x 365",
         "Revenue cost of one crisis-house place.",
         ge=0,
     )
@@ -477,7 +479,7 @@ class CostParams(Frozen):
     oap_gbp_per_bed_day: float = param(
         620.0,
         "GBP per OAP bed-day",
-        "private-sector bed GBP 620 (2021/22, PARAMETERS.md); GBP 545 in 2018 (Mind FOI)",
+        "private-sector bed GBP 620 in 2021/22; OAP bed-day GBP 545 in 2018 (Mind / FOI returns)",
         "Cost of one out-of-area bed-day.",
         ge=0,
     )
@@ -495,7 +497,8 @@ class CostParams(Frozen):
     wte_per_unit: dict[str, dict[str, float]] = param(
         DEFAULT_WTE_PER_UNIT,
         "whole-time equivalents per unit of capacity",
-        "assumptions informed by CRHT 14 staff per 150k (NAO) and ward establishments; "
+        "assumptions informed by CRHT 14 staff per 150k (National Audit Office) and ward "
+        "establishments; "
         "docs/model.md",
         "Staffing per bed, place, team, suite and handler position.",
     )
