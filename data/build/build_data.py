@@ -2,9 +2,11 @@
 
 Usage (from the repository root)::
 
-    python data/build/build_data.py [--raw ../shared/data/raw] [--out data]
+    python data/build/build_data.py --raw RAW [--out data]
 
-Reads the raw, unchanged open data files (see ``data/SOURCES.md``) and writes:
+``RAW`` is the raw-data folder: the unchanged open data files, downloaded from the
+publishers listed in ``data/SOURCES.md`` under the file names given there. The build
+reads them and writes:
 
 - ``lsoa.parquet``: one row per English LSOA 2011 (32,844) with names, the
   LSOA -> MSOA -> LAD and LSOA -> sub-ICB -> ICB lookups, mid-2015 population,
@@ -427,8 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--raw",
         type=Path,
-        default=REPO_DIR.parent / "shared" / "data" / "raw",
-        help="folder with the raw open data (default: ../shared/data/raw from the repo root)",
+        required=True,
+        help="the raw-data folder: the unchanged open data files (see data/SOURCES.md)",
     )
     parser.add_argument(
         "--out", type=Path, default=REPO_DIR / "data", help="output folder (default: data)"

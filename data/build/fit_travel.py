@@ -14,8 +14,13 @@ the grid on pairs within 100 km. Everything is deterministic.
 
 Usage (from the repository root)::
 
-    python data/build/fit_travel.py [--raw ../shared/data/raw] [--out data]
-    python data/build/fit_travel.py --validate [--seed 20240101] [--write-fixture]
+    python data/build/fit_travel.py --raw RAW [--out data]
+    python data/build/fit_travel.py --raw RAW --validate [--seed 20240101] [--write-fixture]
+
+``RAW`` is the raw-data folder holding the road travel-time matrix
+(``lsoa_travel_time_matrix_calibrated.csv.gz``), the postcode positions
+(``unit_postcodes_coords.csv.gz``) and the LSOA boundaries (``LSOA.geojson.gz``); their
+sources are in ``data/SOURCES.md``.
 
 ``--validate`` holds out a fifth of the postcodes (chosen with
 ``numpy.random.default_rng(seed)``), fits on the rest and prints the errors on
@@ -48,7 +53,6 @@ from pathways import travel as tr
 log = logging.getLogger("fit_travel")
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_RAW = REPO.parent / "shared" / "data" / "raw"
 RAW_MATRIX = "lsoa_travel_time_matrix_calibrated.csv.gz"
 RAW_POSTCODES = "unit_postcodes_coords.csv.gz"
 RAW_LSOA = "LSOA.geojson.gz"
@@ -520,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--raw", type=Path, default=DEFAULT_RAW, help="raw data folder")
+    parser.add_argument("--raw", type=Path, required=True, help="the raw-data folder")
     parser.add_argument("--out", type=Path, default=REPO / "data", help="output folder")
     parser.add_argument(
         "--validate", action="store_true", help="print the held-out validation; write no model"

@@ -3,10 +3,11 @@
 Existing sites are the seven Sussex mental health hospital sites in the 2014 NHS list
 (data/mh_sites_2014.parquet). Their bed numbers, team bases and suites are
 *assumptions*, not published figures: 300 adult acute beds (18 per 100,000 of Sussex's
-1,659,921 people; the national median is about 19-20 per 100k, PARAMETERS.md, and Sussex
-is less deprived than England, so the model's demand there is about 10% below average:
-300 beds put modelled occupancy near the 94-95% reported nationally) split across the
-adult sites roughly by the size of their towns' populations.
+1,659,921 people; the national median is about 19-20 per 100k, NHS Benchmarking Network
+2016 via the Centre for Mental Health, and Sussex is less deprived than England, so the
+model's demand there is about 10% below average: 300 beds put modelled occupancy near the
+94-95% reported nationally, Centre for Mental Health 2019) split across the adult sites
+roughly by the size of their towns' populations.
 
 Candidate sites are *illustrative*: the centroid LSOA of 27 population-weighted
 clusters (k-means, fixed seed) of Sussex's LSOAs, i.e. town centres, each able to host
