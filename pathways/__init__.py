@@ -29,6 +29,8 @@ _EXPORTS = {
     "SolverOptions": "pathways.optimise",
     "InputError": "pathways.errors",
     "InfeasibleError": "pathways.errors",
+    "NoPlanInTimeError": "pathways.errors",
+    "breaches": "pathways.constraints",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -54,7 +54,7 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from pathways.errors import InputError, Problem
+from pathways.errors import InfeasibleError, InputError, NoPlanInTimeError, Problem
 from pathways.plan import Plan, load_plan
 from pathways.scenario import (
     Footprint,
@@ -67,7 +67,14 @@ from pathways.scenario import (
     scenario_from_dict,
     with_changes,
 )
-from pathways.store import STATUS_FAILED, STATUS_OK, RunStore, data_version
+from pathways.store import (
+    STATUS_FAILED,
+    STATUS_INFEASIBLE,
+    STATUS_NO_PLAN_IN_TIME,
+    STATUS_OK,
+    RunStore,
+    data_version,
+)
 
 log = logging.getLogger(__name__)
 
@@ -960,6 +967,12 @@ def run_case(task: CaseTask) -> dict[str, Any]:
             out["plan"] = plan.model_dump(mode="json")
             card = evaluate(inst, plan)
         out["kpis"] = _scalar_kpis(card.kpis)
+    except InfeasibleError as err:  # an answer: no plan meets this case's limits
+        out["status"] = STATUS_INFEASIBLE
+        out["error"] = str(err)
+    except NoPlanInTimeError as err:
+        out["status"] = STATUS_NO_PLAN_IN_TIME
+        out["error"] = str(err)
     except Exception as err:  # noqa: BLE001 - one failing case must not stop the batch
         out["status"] = STATUS_FAILED
         out["error"] = f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=8)}"
@@ -1247,7 +1260,7 @@ def run_batch(
     store = RunStore(store_url or f"sqlite:///{(out / STORE_FILE).resolve()}")
     try:
         batch_id = store.start_batch(spec_text, name=spec.name, spec_hash=expanded.spec_hash)
-        statuses = None if not retry_failed else [STATUS_OK]
+        statuses = None if not retry_failed else [STATUS_OK, STATUS_INFEASIBLE]
         recorded = store.finished_cases(batch_id, statuses)
         pending = [c for c in cases if c.case_id not in recorded]
         skipped = len(cases) - len(pending)
@@ -1255,7 +1268,8 @@ def run_batch(
         runner = _Runner(spec, expanded, store, batch_id, out, progress)
         runner.skipped = skipped
         runner.failed_before = len(
-            store.finished_cases(batch_id, [STATUS_FAILED]) & {c.case_id for c in cases}
+            store.finished_cases(batch_id, [STATUS_FAILED, STATUS_NO_PLAN_IN_TIME])
+            & {c.case_id for c in cases}
         ) if not retry_failed else 0  # fmt: skip
         ex = None
         try:
@@ -1420,10 +1434,12 @@ class _Runner:
             host=r["host"],
         )
         self.ran += 1
-        if r["status"] != STATUS_OK:
+        first = (r["error"] or "").splitlines()[0] if r["error"] else ""
+        if r["status"] == STATUS_INFEASIBLE:
+            log.info("case %s is infeasible: %s", case.case_id, first)
+        elif r["status"] != STATUS_OK:
             self.failed += 1
-            first = (r["error"] or "").splitlines()[0] if r["error"] else ""
-            log.warning("case %s failed: %s", case.case_id, first)
+            log.warning("case %s failed (%s): %s", case.case_id, r["status"], first)
         if r["plan"] is not None:
             _write_plan(self.out, case.case_id, r["plan"])
 
@@ -1500,7 +1516,8 @@ def _finish(
     path = out / RESULTS_FILE
     results.to_parquet(path, index=False)
     files["results"] = path
-    failed = int((results[STATUS] != STATUS_OK).sum()) if not results.empty else 0
+    answered = (STATUS_OK, STATUS_INFEASIBLE)
+    failed = int((~results[STATUS].isin(answered)).sum()) if not results.empty else 0
     if not partial:
         if spec.run != "evaluate":
             for case_id, plan in store.run_plans(batch_id).items():
@@ -1891,7 +1908,8 @@ def _summary_html(
 def batch_cli(args: Any) -> int:
     """``pathways batch SPEC --out DIR [--dask ADDRESS|local:N] [--workers N] [--store URL]``.
 
-    Exit status: 0 when every case succeeded, 1 when some failed, 130 on Ctrl-C.
+    Exit status: 0 when every case has an answer (a plan, or proven infeasible with the
+    reason), 1 when some failed or found no plan in time, 130 on Ctrl-C.
     """
     spec = load_batch_spec(args.spec)
     executor = getattr(args, "dask", None) or "local"

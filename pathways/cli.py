@@ -12,21 +12,45 @@ import logging
 import sys
 from pathlib import Path
 
-from pathways.errors import InfeasibleError, InputError
+from pathways.errors import InfeasibleError, InputError, NoPlanInTimeError, Problem
 
 log = logging.getLogger("pathways")
 
 
 def _scenario_or_icb(arg: str):
-    from pathways.scenario import Footprint, Scenario, load_scenario
+    """A scenario file, or an ICB (code or name) built from the bundled data.
+
+    An ICB's scenario holds modelled capacities (see ``pathways.batch.make_icb_scenario``);
+    a note on stderr says so, so nobody mistakes them for published figures.
+    """
+    from pathways.geography import resolve_icb
+    from pathways.scenario import load_scenario
 
     p = Path(arg)
     if p.suffix.lower() in (".yaml", ".yml") or p.exists():
         return load_scenario(p)
-    from pathways.geography import resolve_icb
+    try:
+        code = resolve_icb(arg)
+    except InputError as err:
+        raise InputError(
+            Problem(
+                arg,
+                None,
+                None,
+                f"is neither a scenario file nor an ICB we know ({err.problems[0].message}). "
+                "Give a scenario YAML (for example data/scenarios/sussex.yaml) or an ICB's "
+                'code or name (for example E54000032 or "Kent and Medway")',
+            )
+        ) from None
+    from pathways.batch import make_icb_scenario
 
-    code = resolve_icb(arg)
-    return Scenario(name=code, footprint=Footprint(icb=code))
+    scenario = make_icb_scenario(code)
+    print(
+        f"note: {scenario.name} is built from bundled open data; its capacities are modelled "
+        "estimates, not published figures",
+        file=sys.stderr,
+    )
+    return scenario
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -87,9 +111,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pathways import io
     from pathways.kpis import HEADLINE_KPIS, evaluate
     from pathways.plan import load_plan
-    from pathways.scenario import load_scenario
 
-    scenario = load_scenario(args.scenario)
+    scenario = _scenario_or_icb(args.scenario)
     plan = load_plan(args.plan) if args.plan else None
     card = evaluate(scenario, plan)
     if args.csv:
@@ -128,13 +151,13 @@ def _fmt(v: float) -> str:
 def cmd_optimise(args: argparse.Namespace) -> int:
     from pathways.optimise.run import optimise_cli
 
-    return optimise_cli(args)
+    return optimise_cli(args, _scenario_or_icb(args.scenario))
 
 
 def cmd_frontier(args: argparse.Namespace) -> int:
     from pathways.optimise.run import frontier_cli
 
-    return frontier_cli(args)
+    return frontier_cli(args, _scenario_or_icb(args.scenario))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -175,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("evaluate", help="scorecard of a plan (default: today's capacity)")
-    s.add_argument("scenario")
+    s.add_argument("scenario", help="scenario YAML, ICB code (E54...) or name")
     s.add_argument("--plan", help="plan YAML written by 'pathways optimise'")
     s.add_argument("--json", action="store_true")
     s.add_argument("--csv", metavar="OUT")
@@ -250,9 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     except InfeasibleError as err:
         print(f"infeasible: {err}", file=sys.stderr)
         return 3
+    except NoPlanInTimeError as err:
+        print(f"time limit: {err}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a command that stopped reading (head, less)
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

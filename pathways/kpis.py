@@ -34,7 +34,7 @@ from pathways import costs as costs_mod
 from pathways import demand, queues
 from pathways.instance import Instance, capacity_arrays, prepare
 from pathways.pathway import Flows, route
-from pathways.plan import Plan, baseline_plan
+from pathways.plan import Plan, baseline_plan, check_plan
 from pathways.scenario import SHIFT_HOURS, SHIFTS, Scenario
 
 HEADLINE_KPIS: tuple[str, ...] = (
@@ -298,7 +298,10 @@ def evaluate(scenario: Scenario | Instance, plan: Plan | None = None) -> Scoreca
     """Compute the balanced scorecard of a plan (default: today's capacity)."""
     inst = scenario if isinstance(scenario, Instance) else prepare(scenario)
     sc = inst.scenario
-    plan = plan if plan is not None else baseline_plan(sc)
+    if plan is None:
+        plan = baseline_plan(sc)
+    else:
+        check_plan(sc, plan)  # a plan must fit the scenario's sites
     q = sc.queues
     cap = capacity_arrays(inst, plan)
     pop = inst.areas["pop_total"].to_numpy(float)

@@ -123,7 +123,11 @@ def dump_plan(plan: Plan, path: str | Path | None = None) -> str:
 
 
 def check_plan(scenario: Scenario, plan: Plan) -> None:
-    """Raise if the plan names sites the scenario does not have, or services a site cannot host."""
+    """Raise if the plan names sites the scenario does not have, or services a site cannot host.
+
+    A site's ``max_capacity`` bounds what the optimiser may choose; a plan above it can
+    still be evaluated (a what-if), so it is not checked here.
+    """
     problems = []
     for i, sp in enumerate(plan.sites):
         try:
@@ -134,13 +138,14 @@ def check_plan(scenario: Scenario, plan: Plan) -> None:
             )
             continue
         for svc in SERVICES:
-            if sp.capacity.of(svc) > 0 and svc not in site.services:
+            units = sp.capacity.of(svc)
+            if units > 0 and svc not in site.services:
                 problems.append(
                     Problem(
                         "plan",
                         None,
                         f"sites[{i}].capacity",
-                        f"site '{sp.site_id}' cannot host {svc}",
+                        f"site '{sp.site_id}' cannot host {svc.replace('_', ' ')}",
                     )
                 )
     if problems:

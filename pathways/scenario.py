@@ -229,6 +229,13 @@ CRISIS_NOW_ROUTING: dict[str, dict[str, float]] = {
 }
 
 
+PRESETS: dict[str, dict[str, dict[str, float]]] = {
+    "nhs_default": NHS_DEFAULT_ROUTING,
+    "crisis_now": CRISIS_NOW_ROUTING,
+}
+"""Named routing presets (``custom`` is any routing given in full)."""
+
+
 class PathwayParams(Frozen):
     """Routing between tiers and what a full node sends onward."""
 
@@ -260,14 +267,6 @@ class PathwayParams(Frozen):
         "assumption: crisis houses serve a local catchment",
         "Areas farther than this from every open crisis house cannot use one.",
         gt=0,
-    )
-    hub_resolved_by_phone_share: float = param(
-        0.8,
-        "share of answered calls",
-        "Crisis Now calculator: about 80% of calls resolved by phone",
-        "Answered crisis-line calls resolved without an in-person response.",
-        ge=0,
-        le=1,
     )
 
     @field_validator("routing")
@@ -730,7 +729,7 @@ class Scenario(Frozen):
 
 def apply_preset(pathway: PathwayParams, preset: str) -> PathwayParams:
     """Return pathway parameters with the routing of a named preset."""
-    routing = {"nhs_default": NHS_DEFAULT_ROUTING, "crisis_now": CRISIS_NOW_ROUTING}.get(preset)
+    routing = PRESETS.get(preset)
     if routing is None:
         raise InputError(
             Problem(
@@ -825,9 +824,9 @@ def scenario_from_dict(
     if (
         isinstance(pathway, Mapping)
         and "routing" not in pathway
-        and pathway.get("preset") == "crisis_now"
+        and pathway.get("preset") in PRESETS
     ):
-        payload["pathway"] = {**pathway, "routing": CRISIS_NOW_ROUTING}
+        payload["pathway"] = {**pathway, "routing": PRESETS[pathway["preset"]]}
     try:
         return Scenario.model_validate(payload)
     except ValidationError as err:
@@ -885,6 +884,7 @@ def with_changes(scenario: Scenario, changes: Mapping[str, Any]) -> Scenario:
     ``with_changes(s, {"demand.growth_factor": 1.1, "budget.revenue_gbp_per_year": 9e7})``
     """
     data = scenario.model_dump(mode="python")
+    preset_changed = False
     for dotted, value in changes.items():
         node = data
         parts = dotted.split(".")
@@ -895,7 +895,14 @@ def with_changes(scenario: Scenario, changes: Mapping[str, Any]) -> Scenario:
         if parts[-1] not in node:
             raise InputError(Problem("<changes>", None, dotted, f"no such field '{parts[-1]}'"))
         node[parts[-1]] = value
-    return scenario_from_dict(data, file="<changes>")
+        if dotted == "pathway.preset":
+            preset_changed = True
+        elif dotted.startswith("pathway.routing"):
+            preset_changed = False  # routing given explicitly wins over the preset's
+    if preset_changed and data["pathway"]["preset"] in PRESETS:
+        # a preset is a set of routing fractions: choosing one brings its routing
+        data["pathway"]["routing"] = PRESETS[data["pathway"]["preset"]]
+    return scenario_from_dict(data, file="<changes>", base_dir=scenario.base_dir)
 
 
 def iter_parameters() -> Iterator[dict[str, Any]]:

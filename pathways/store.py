@@ -77,6 +77,10 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 # Run statuses written by the batch runner.
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+STATUS_INFEASIBLE = "infeasible"
+"""The optimiser proved no plan meets the case's limits: an answer, not a failure."""
+STATUS_NO_PLAN_IN_TIME = "no_plan_in_time"
+"""The optimiser stopped on the clock before any plan: retried on resume, like a failure."""
 
 # Column names of :meth:`RunStore.runs_frame` (before the input and KPI columns).
 RUN_COLUMNS: tuple[str, ...] = (

@@ -6,6 +6,8 @@ docs/optimiser.md for the commissioner's account of it.
 
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import dataclass
 
 from pathways.constraints import resolve_goals
@@ -87,3 +89,18 @@ def status_text(report: SolverReport | None) -> str:
     }
     head = words.get(report.status, report.status.lower())
     return f"{head}: {report.message}" if report.message else head
+
+
+class _CallableModule(types.ModuleType):
+    """``from pathways import optimise`` gives this package; calling it runs :func:`optimise`.
+
+    The package and its main function share a name, and Python binds a subpackage to its
+    parent's attribute on import, so either spelling must work: ``pathways.optimise(sc)``
+    and ``pathways.optimise.SolverOptions``.
+    """
+
+    def __call__(self, scenario, options: SolverOptions | None = None):
+        return optimise(scenario, options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -107,13 +107,17 @@ class _Model:
         self.w = sc.objective.weights
         self.oap_w = self.w.oap_bed_day * q.oap_los_days  # per placement
         self.mode = goals.mode
-        self.bounds = {s: site_bounds(inst, s) for s in ("inpatient", "crisis_house", "mobile_team")}
+        self.bounds = {
+            s: site_bounds(inst, s) for s in ("inpatient", "crisis_house", "mobile_team")
+        }
         self.unit = {s: unit_cost(sc, s) for s in (*SERVICES, "hub")}
         self.cap_cost = sc.costs.capital_gbp_per_new_site
         self.current = {
             s: self.bounds[s][0].astype(int) for s in ("inpatient", "crisis_house", "mobile_team")
         }
-        self.pos_units = float(sum(sc.site(s).capacity.place_of_safety_suites for s in inst.site_ids))
+        self.pos_units = float(
+            sum(sc.site(s).capacity.place_of_safety_suites for s in inst.site_ids)
+        )
         self.per = sc.costs.wte_per_unit
         # mobile teams: coverage, hourly profile and the MILP's peak-hour cap
         standard = np.where(inst.rural, q.mobile_standard_rural_mins, q.mobile_standard_urban_mins)
@@ -196,7 +200,8 @@ class _Model:
         has = old >= 0
         arrivals = np.bincount(old[has], weights=self.Mb[has], minlength=m).astype(float)
         covered = np.bincount(
-            old[has], weights=(self.Mb * self.cov[np.arange(len(old)), np.maximum(old, 0)])[has],
+            old[has],
+            weights=(self.Mb * self.cov[np.arange(len(old)), np.maximum(old, 0)])[has],
             minlength=m,
         ).astype(float)
         travel = float((self.Mb * np.where(has, best, 0.0)).sum()) / 60.0
@@ -311,7 +316,11 @@ def _ch_moves(mod: _Model, st: _State, adm_now: float):
 
 def _mob_open_moves(mod: _Model, st: _State):
     """(site, teams after, covered change, new arrivals per base, travel change) for opening bases."""
-    lo, hi, host = mod.bounds["mobile_team"][1], mod.bounds["mobile_team"][2], mod.bounds["mobile_team"][4]
+    lo, hi, host = (
+        mod.bounds["mobile_team"][1],
+        mod.bounds["mobile_team"][2],
+        mod.bounds["mobile_team"][4],
+    )
     old, best, arr, _, _ = mod.mob_view(st.mob)
     closed = np.flatnonzero(host & (st.mob == 0) & (hi > 0))
     if not len(closed) or not (st.mob > 0).any():
@@ -340,7 +349,11 @@ def _within(mod: _Model, st: _State) -> tuple[float, np.ndarray, np.ndarray]:
 
 def _repair_mobile(mod: _Model, st: _State) -> bool:
     """Teams until every base is within its peak-hour cap and the standard is met."""
-    lo, hi, host = mod.bounds["mobile_team"][1], mod.bounds["mobile_team"][2], mod.bounds["mobile_team"][4]
+    lo, hi, host = (
+        mod.bounds["mobile_team"][1],
+        mod.bounds["mobile_team"][2],
+        mod.bounds["mobile_team"][4],
+    )
     if mod.Mb.sum() <= 0:
         return True
     if not (st.mob > 0).any():
@@ -391,11 +404,17 @@ def _repair_coverage(mod: _Model, st: _State) -> bool:
     g = mod.goals
     if g.ch_travel_mins is None or g.ch_pop_share_min is None:
         return True
-    lo, hi, host = mod.bounds["crisis_house"][1], mod.bounds["crisis_house"][2], mod.bounds["crisis_house"][4]
+    lo, hi, host = (
+        mod.bounds["crisis_house"][1],
+        mod.bounds["crisis_house"][2],
+        mod.bounds["crisis_house"][4],
+    )
     near = mod.t <= g.ch_travel_mins
     total = mod.pop.sum()
     for _ in range(len(st.ch) + 1):
-        covered = near[:, st.ch > 0].any(axis=1) if (st.ch > 0).any() else np.zeros(len(mod.pop), bool)
+        covered = (
+            near[:, st.ch > 0].any(axis=1) if (st.ch > 0).any() else np.zeros(len(mod.pop), bool)
+        )
         if mod.pop[covered].sum() >= g.ch_pop_share_min * total:
             return True
         cand = np.flatnonzero(host & (st.ch == 0) & (hi > 0))
@@ -414,7 +433,11 @@ def _repair_equity(mod: _Model, st: _State) -> bool:
     g = mod.goals
     if g.equity_gap is None:
         return True
-    lo, hi, host = mod.bounds["crisis_house"][1], mod.bounds["crisis_house"][2], mod.bounds["crisis_house"][4]
+    lo, hi, host = (
+        mod.bounds["crisis_house"][1],
+        mod.bounds["crisis_house"][2],
+        mod.bounds["crisis_house"][4],
+    )
     for _ in range(len(st.ch) + 1):
         old, _, _, _ = mod.ch_view(st.ch)
         reach = old >= 0
@@ -426,15 +449,17 @@ def _repair_equity(mod: _Model, st: _State) -> bool:
         if acc1 >= acc - g.equity_gap - 1e-9:
             break
         cand = np.flatnonzero(host & (st.ch == 0) & (hi > 0))
-        gain = [
-            (mod.R * (reach | (mod.t[:, j] <= mod.ch_limit)) * mod.q1).sum() for j in cand
-        ]
+        gain = [(mod.R * (reach | (mod.t[:, j] <= mod.ch_limit)) * mod.q1).sum() for j in cand]
         if not len(cand) or max(gain) <= (mod.R * reach * mod.q1).sum():
             return False
         j = int(cand[int(np.argmax(gain))])
         st.ch[j] = max(int(lo[j]), 1)
     # mobile coverage of the most deprived fifth
-    lo, hi, host = mod.bounds["mobile_team"][1], mod.bounds["mobile_team"][2], mod.bounds["mobile_team"][4]
+    lo, hi, host = (
+        mod.bounds["mobile_team"][1],
+        mod.bounds["mobile_team"][2],
+        mod.bounds["mobile_team"][4],
+    )
     for _ in range(len(st.mob) + 1):
         old, _, _, _, _ = mod.mob_view(st.mob)
         cov = (mod.cov[np.arange(len(old)), np.maximum(old, 0)] > 0) & (old >= 0)
@@ -446,7 +471,9 @@ def _repair_equity(mod: _Model, st: _State) -> bool:
         cand = np.flatnonzero(host & (st.mob == 0) & (hi > 0))
         if not len(cand):
             return False
-        gain = (mod.Mb[:, None] * ((mod.cov[:, cand] > 0) & ~cov[:, None]) * mod.q1[:, None]).sum(axis=0)
+        gain = (mod.Mb[:, None] * ((mod.cov[:, cand] > 0) & ~cov[:, None]) * mod.q1[:, None]).sum(
+            axis=0
+        )
         if gain.max() <= 0:
             return False
         j = int(cand[int(np.argmax(gain))])
@@ -457,53 +484,65 @@ def _repair_equity(mod: _Model, st: _State) -> bool:
 # ----------------------------------------------------------------------------- improve
 
 
+@dataclass
+class _Step:
+    """Where the greedy stands, and the moves it has scored from there."""
+
+    mod: _Model
+    now: dict[str, float]
+    unit: float
+    budget: float
+    moves: list
+
+    def consider(self, kind, j, level, adm2, beds2, dtravel, dunit) -> None:
+        """Score one move: objective fall per pound (inf for a move that also saves money)."""
+        mod, now = self.mod, self.now
+        p2 = float(mod.oap(adm2, beds2))
+        cost2 = self.unit + dunit + p2 * mod.oap_gbp
+        obj2 = mod.objective(adm2, p2, now["travel_h"] + dtravel, cost2)
+        dobj, dcost = obj2 - now["objective"], cost2 - now["cost"]
+        if dobj >= -1e-9 * max(abs(now["objective"]), 1.0):
+            return
+        if cost2 > self.budget and dcost > 0:
+            return
+        score = math.inf if dcost <= 0 else -dobj / dcost
+        self.moves.append((score, -dcost, kind, j, level))
+
+
 def _improve(mod: _Model, st: _State) -> None:
     """Greedy: the best objective fall per pound until no affordable move helps."""
-    lo_b, hi_b, host_b = mod.bounds["inpatient"][1], mod.bounds["inpatient"][2], mod.bounds["inpatient"][4]
+    lo_b, hi_b, host_b = (mod.bounds["inpatient"][k] for k in (1, 2, 4))
     budget = mod.goals.budget_gbp if mod.mode == "min_weighted" else math.inf
     for _ in range(MAX_STEPS):
-        s = mod.summary(st)
-        adm, p, cost, obj = s["admissions"], s["oap"], s["cost"], s["objective"]
-        unit = mod.unit_cost(st)
-        moves = []  # (score, kind, site, level, new_cost, new_obj)
-
-        def consider(kind, j, level, adm2, beds2, dtravel, dunit):
-            p2 = float(mod.oap(adm2, beds2))
-            cost2 = unit + dunit + p2 * mod.oap_gbp
-            obj2 = mod.objective(adm2, p2, s["travel_h"] + dtravel, cost2)
-            dobj, dcost = obj2 - obj, cost2 - cost
-            if dobj >= -1e-9 * max(abs(obj), 1.0):
-                return
-            if cost2 > budget and dcost > 0:
-                return
-            score = math.inf if dcost <= 0 else -dobj / dcost
-            moves.append((score, -dcost, kind, j, level, cost2, obj2))
-
+        now = mod.summary(st)
+        step = _Step(mod, now, mod.unit_cost(st), budget, [])
         beds_now = st.beds.sum()
-        for j, level, adm2, dtravel in _ch_moves(mod, st, adm):
+        for j, level, adm2, dtravel in _ch_moves(mod, st, now["admissions"]):
             dunit = (level - st.ch[j]) * mod.unit["crisis_house"]
-            consider("ch", j, level, adm2, beds_now, dtravel, dunit)
+            step.consider("ch", j, level, adm2, beds_now, dtravel, dunit)
         room = np.flatnonzero((st.beds > 0) & (st.beds < hi_b))
         if len(room):
-            consider("bed", int(room[0]), int(st.beds[room[0]] + 1), adm, beds_now + 1, 0.0,
-                     mod.unit["inpatient"])  # fmt: skip
+            j = int(room[0])  # beds are pooled: any ward with room has the same effect
+            step.consider("bed", j, int(st.beds[j] + 1), now["admissions"], beds_now + 1, 0.0,
+                          mod.unit["inpatient"])  # fmt: skip
         else:
             shut = np.flatnonzero(host_b & (st.beds == 0) & (hi_b > 0))
             if len(shut):
                 j = int(shut[0])
                 size = max(int(lo_b[j]), 1)
-                consider("bed", j, size, adm, beds_now + size, 0.0, size * mod.unit["inpatient"])
+                step.consider("bed", j, size, now["admissions"], beds_now + size, 0.0,
+                              size * mod.unit["inpatient"])  # fmt: skip
         if mod.w.travel_hour > 0 and mod.mode == "min_weighted":
             *_, closed, opened = _mob_open_moves(mod, st)
             if opened is not None:
                 _, _, dtravel, size = opened
                 for c, j in enumerate(closed):
-                    consider("mob", int(j), int(size[c]), adm, beds_now, float(dtravel[c]),
-                             size[c] * mod.unit["mobile_team"])  # fmt: skip
-        if not moves:
+                    step.consider("mob", int(j), int(size[c]), now["admissions"], beds_now,
+                                  float(dtravel[c]), size[c] * mod.unit["mobile_team"])  # fmt: skip
+        if not step.moves:
             return
-        moves.sort(key=lambda m: (m[0], m[1], -m[3]), reverse=True)
-        for _score, _neg, kind, j, level, _c2, _o2 in moves:
+        step.moves.sort(key=lambda m: (m[0], m[1], -m[3]), reverse=True)
+        for _score, _saving, kind, j, level in step.moves:
             trial = st.copy()
             {"ch": trial.ch, "bed": trial.beds, "mob": trial.mob}[kind][j] = level
             if not mod.limits_ok(trial):
@@ -559,7 +598,9 @@ def feasible_plan(inst: Instance, goals: Goals, name: str = "heuristic") -> Plan
     hub = mod.cheapest_hub()
     if hub is None:
         return None
-    st = _State(ch=floor["crisis_house"], mob=floor["mobile_team"], beds=floor["inpatient"], hub=hub)
+    st = _State(
+        ch=floor["crisis_house"], mob=floor["mobile_team"], beds=floor["inpatient"], hub=hub
+    )
     ok = _repair_mobile(mod, st) and _repair_coverage(mod, st) and _repair_equity(mod, st)
     if not ok:
         log.info("heuristic: could not meet the service standards")

@@ -48,7 +48,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -903,24 +903,27 @@ def solve(
     inst: Instance,
     goals: Goals,
     opts: SolverOptions,
-    hint: Plan | None = None,
+    hint: Plan | Sequence[Plan] | None = None,
     name: str = "optimised",
 ) -> Plan:
     """Build, solve and refine until the queueing estimates are exact; return the plan.
 
     Every plan the search produces is judged by ``evaluate`` against every limit, and
-    only plans within all of them are kept; ``hint`` (a feasible plan, such as the
-    heuristic's) is both the solver's warm start and the answer if the solver finds
-    nothing better in time. The best bound over all rounds is kept (each round's
-    outer approximation under-estimates the queueing losses, so each bound is valid).
+    only plans within all of them are kept. ``hint`` (feasible plans, such as the
+    heuristic's, or the last budget's on a frontier) gives the solver's warm start (the
+    best of them) and the answer if the solver finds nothing better in time. The best
+    bound over all rounds is kept (each round's outer approximation under-estimates the
+    queueing losses, so each bound is valid).
     """
     start = time.perf_counter()
     report = opts.progress or (lambda msg, frac: None)
+    best = _Incumbent(inst, goals)
+    hints = [hint] if isinstance(hint, Plan) else list(hint or [])
+    for h in hints:
+        best.offer(h, "heuristic")
+    hint = best.plan
     report("building model", 0.02)
     built = build_model(inst, goals, opts, hint)
-    best = _Incumbent(inst, goals)
-    if hint is not None:
-        best.offer(hint, "heuristic")
     reason, rounds = None, 0
     bound = -math.inf
     proven = False  # a round ended OPTIMAL on the model and its plan was exact
@@ -993,9 +996,7 @@ def solve(
             from pathways.optimise.diagnose import explain_infeasible
 
             raise InfeasibleError(explain_infeasible(inst, goals, opts))
-        detail = (
-            "the best plan found breaks: " + "; ".join(best.rejected) if best.rejected else ""
-        )
+        detail = "the best plan found breaks: " + "; ".join(best.rejected) if best.rejected else ""
         raise NoPlanInTimeError(opts.time_limit_s, detail)
     obj = best.objective
     gap = max(0.0, (obj - bound) / max(abs(obj), 1e-9)) if math.isfinite(bound) else math.inf

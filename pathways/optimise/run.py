@@ -139,8 +139,8 @@ def summary_text(scenario: Scenario, result) -> str:
     return "\n".join(lines)
 
 
-def optimise_cli(args) -> int:
-    scenario = _apply_overrides(load_scenario(args.scenario), args)
+def optimise_cli(args, scenario: Scenario | None = None) -> int:
+    scenario = _apply_overrides(scenario or load_scenario(args.scenario), args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     opts = SolverOptions(
@@ -187,52 +187,91 @@ def parse_budgets(text: str) -> list[float]:
 
 
 def frontier(scenario: Scenario, budgets: list[float], opts: SolverOptions) -> pd.DataFrame:
-    """Optimise at each budget; OAP bed-days, admissions and cost, with marginal cost per bed-day avoided."""
+    """Optimise at each budget: OAP bed-days, admissions and cost, and what each extra pound buys.
+
+    Budgets are solved in ascending order and each budget's plan is offered to the next
+    (it stays within a larger budget), with the heuristic's plan at that budget, so the
+    objective never rises with the budget. Each row says what happened there: a plan
+    (OPTIMAL, TIME_LIMIT or HEURISTIC, with its gap), INFEASIBLE (with the reason) or
+    NO_PLAN_IN_TIME. Budgets above what the best plan spends are flagged ``binding=False``.
+    """
+    from pathways.constraints import resolve_goals
+    from pathways.costs import unit_cost
+    from pathways.errors import InfeasibleError, NoPlanInTimeError
     from pathways.instance import prepare
     from pathways.kpis import evaluate
-    from pathways.optimise.model import resolve_goals, solve
+    from pathways.optimise.heuristic import feasible_plan
+    from pathways.optimise.model import solve
 
     inst = prepare(scenario)
     rows = []
-    hint = None
+    previous = None
+    # a budget binds when what is left would not buy one more unit of anything
+    cheapest = min(unit_cost(scenario, s) for s in ("inpatient", "crisis_house", "mobile_team"))
     base = evaluate(inst)
-    for step, b in enumerate(budgets, start=1):
+    ordered = sorted(budgets)
+    for step, b in enumerate(ordered, start=1):
         if opts.progress:
             opts.progress(
-                f"budget {step}/{len(budgets)}: GBP {b / 1e6:,.1f}M", (step - 1) / len(budgets)
+                f"budget {step}/{len(ordered)}: GBP {b / 1e6:,.1f}M", (step - 1) / len(ordered)
             )
         sc_b = with_changes(
             scenario, {"budget.revenue_gbp_per_year": b, "objective.mode": "min_weighted"}
         )
         inst_b = inst.with_scenario(sc_b)
         goals = resolve_goals(inst_b, base)
+        hints = [p for p in (feasible_plan(inst_b, goals), previous) if p is not None]
         try:
-            plan = solve(inst_b, goals, opts, hint=hint, name=f"budget {b:,.0f}")
-        except Exception as err:  # infeasible budgets are part of the frontier
-            rows.append({"budget_gbp_per_year": b, "status": "INFEASIBLE", "message": str(err)})
+            plan = solve(inst_b, goals, opts, hint=hints, name=f"budget {b:,.0f}")
+        except InfeasibleError as err:
+            rows.append(
+                {
+                    "budget_gbp_per_year": b,
+                    "status": "INFEASIBLE",
+                    "message": "; ".join(err.reasons),
+                }
+            )
             continue
-        hint = plan
+        except NoPlanInTimeError as err:
+            rows.append(
+                {"budget_gbp_per_year": b, "status": "NO_PLAN_IN_TIME", "message": str(err)}
+            )
+            continue
+        previous = plan
         card = evaluate(inst_b, plan)
+        cost = card.kpis["total_cost_gbp_per_year"]
         rows.append(
             {
                 "budget_gbp_per_year": b,
                 "status": plan.solver.status,
                 "gap": plan.solver.gap,
+                "message": plan.solver.message,
                 "objective": objective_value(card, "min_weighted", sc_b.objective.weights),
                 "oap_bed_days_per_year": card.kpis["oap_bed_days_per_year"],
                 "admissions_per_year": card.kpis["admissions_per_year"],
-                "total_cost_gbp_per_year": card.kpis["total_cost_gbp_per_year"],
+                "total_cost_gbp_per_year": cost,
+                "binding": bool(b - cost < cheapest),
                 "crisis_house_places": plan.total("crisis_house"),
                 "inpatient_beds": plan.total("inpatient"),
                 "mobile_teams": plan.total("mobile_team"),
             }
         )
     df = pd.DataFrame(rows)
-    if "oap_bed_days_per_year" in df:
-        d_cost = df["total_cost_gbp_per_year"].diff()
-        d_oap = -df["oap_bed_days_per_year"].diff()
-        df["marginal_gbp_per_oap_bed_day_avoided"] = np.where(d_oap > 1e-6, d_cost / d_oap, np.nan)
+    df["marginal_gbp_per_oap_bed_day_avoided"] = marginal_cost(df)
     return df
+
+
+def marginal_cost(df: pd.DataFrame) -> pd.Series:
+    """Extra spend per OAP bed-day avoided between consecutive plans on a frontier (GBP)."""
+    if "oap_bed_days_per_year" not in df:
+        return pd.Series(np.nan, index=df.index)
+    ok = df["oap_bed_days_per_year"].notna()
+    d_cost = df.loc[ok, "total_cost_gbp_per_year"].diff()
+    d_oap = -df.loc[ok, "oap_bed_days_per_year"].diff()
+    out = pd.Series(np.nan, index=df.index)
+    # below one bed-day avoided the ratio is noise, not a price
+    out[ok] = np.where(d_oap >= 1.0, d_cost / d_oap.where(d_oap >= 1.0, 1.0), np.nan)
+    return out
 
 
 def frontier_figure(df: pd.DataFrame):
@@ -267,8 +306,8 @@ def frontier_figure(df: pd.DataFrame):
     return fig
 
 
-def frontier_cli(args) -> int:
-    scenario = load_scenario(args.scenario)
+def frontier_cli(args, scenario: Scenario | None = None) -> int:
+    scenario = scenario or load_scenario(args.scenario)
     budgets = parse_budgets(args.budgets)
     opts = SolverOptions(time_limit_s=args.time_limit, gap=args.gap, workers=args.workers)
     with Progress() as progress:
@@ -279,10 +318,16 @@ def frontier_cli(args) -> int:
             }
         )
         df = frontier(scenario, budgets, opts)
+    shown = df.drop(columns=["message"], errors="ignore").copy()
+    if "gap" in shown:
+        shown["gap"] = shown["gap"].map(lambda g: f"{g:.2%}" if pd.notna(g) else "")
     with pd.option_context(
         "display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.1f}".format
     ):
-        print(df.to_string(index=False))
+        print(shown.to_string(index=False))
+    for row in df.itertuples(index=False):
+        if row.status in ("INFEASIBLE", "NO_PLAN_IN_TIME"):
+            print(f"GBP {row.budget_gbp_per_year / 1e6:,.1f}M: {row.message}")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
