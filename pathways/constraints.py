@@ -134,7 +134,9 @@ def equity_shares(inst: Instance, card: Scorecard) -> dict[str, tuple[float, flo
     """
     a = card.by_area
     q1 = inst.quintile == 1
-    referrals = (a["crisis_house_episodes_per_year"] + a["crisis_house_turned_away_per_year"]).to_numpy()
+    referrals = (
+        a["crisis_house_episodes_per_year"] + a["crisis_house_turned_away_per_year"]
+    ).to_numpy()
     reach = a["crisis_house_reach_share"].to_numpy() * referrals
     mob = a["mobile_episodes_per_year"].to_numpy()
     cov = a["mobile_covered_share"].to_numpy() * mob
