@@ -1,8 +1,10 @@
 """Files a commissioner takes away: Excel, CSV, GeoPackage and a printable HTML report.
 
 Each function returns the file's bytes (or text) so the Export page can hand them to
-``dcc.Download``; nothing is kept on the server. Counts below 5 are suppressed unless
-the caller asks otherwise (``pathways.io`` does the suppression).
+``dcc.Download``; nothing is kept on the server. Small numbers are suppressed unless
+the caller asks otherwise: :func:`pathways.disclosure.protect` decides which cells to
+hide, once for all the files of the same scorecards, so that no hidden count can be
+worked out from the cells shown (in any one file or all of them together).
 """
 
 from __future__ import annotations
@@ -32,13 +34,16 @@ from dashapp.components import (
     verdict,
 )
 from dashapp.state import footprint_areas, footprint_label, plan_from_result, result_is_fresh
-from pathways import io
+from pathways import disclosure, io
+from pathways.disclosure import ALL, AREA, FOOTPRINT, QUINTILE, SITE, Disclosure
 from pathways.kpis import HEADLINE_KPIS, HIGHER_IS_BETTER, Scorecard, evaluate
 from pathways.plan import Plan, baseline_plan
 from pathways.scenario import SERVICES, Scenario, parameter_table
 
 SITES_LAYER = "sites"
 AREAS_LAYER = "areas"
+#: Suffix of the GeoPackage column that flags a suppressed (null) value.
+FLAG_SUFFIX = "_suppressed"
 
 
 def export_cards(
@@ -70,16 +75,8 @@ def excel_bytes(
 
 
 def scorecard_csv(cards: Mapping[str, Scorecard], suppress: bool = True) -> str:
-    """Every KPI (rows) for each plan, plus per 100k and by IMD quintile of the last plan."""
-    name, main = next(reversed(list(cards.items())))
-    table = io.scorecard_table(main, suppress=suppress)
-    comparison = io.comparison_table(dict(cards))
-    if suppress:
-        counts = [k for k in comparison.index if k in io.COUNT_KPIS]
-        comparison = io.suppress_small(comparison.T, columns=counts).T
-    table = comparison.add_prefix("plan: ").join(table.drop(columns=["value"]), how="left")
-    table.index.name = "kpi"
-    return table.to_csv()
+    """Every KPI (rows, first column ``measure``) for each plan, plus per 100k and by IMD quintile of the last plan."""
+    return io.scorecard_frame(cards, suppress=suppress).to_csv()
 
 
 def sites_table(scenario: Scenario, plan: Plan, card: Scorecard) -> pd.DataFrame:
@@ -100,15 +97,47 @@ def sites_table(scenario: Scenario, plan: Plan, card: Scorecard) -> pd.DataFrame
     return df.join(card.by_site[extra])
 
 
-def sites_csv(scenario: Scenario, plan: Plan, card: Scorecard) -> str:
-    return sites_table(scenario, plan, card).to_csv()
+def _protect_one(card: Scorecard, suppress: bool) -> Disclosure | None:
+    """Hidden cells of one plan's exports (the same for that plan as with today's card beside it)."""
+    return io.protection({card.plan_name: card}, suppress)
+
+
+def sites_csv(scenario: Scenario, plan: Plan, card: Scorecard, suppress: bool = True) -> str:
+    """Capacity by site; a site's occupancy and busy shares are hidden with its small arrivals."""
+    table = sites_table(scenario, plan, card).astype(object)
+    mask = disclosure.frame_mask(_protect_one(card, suppress), card.plan_name, SITE, table)
+    table[mask] = io.SUPPRESSED
+    return table.to_csv()
+
+
+def _null_and_flag(frame: pd.DataFrame, mask: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Hidden cells become null; each protectable column gets a ``<col>_suppressed`` flag.
+
+    Columns stay numeric, so GIS tools can still shade them; every protectable column
+    has its flag whether or not anything is hidden, so the layer's schema is stable.
+    """
+    out = frame.copy()
+    for c in columns:
+        hide = mask[c].to_numpy(dtype=bool) if c in mask.columns else np.zeros(len(out), bool)
+        out[c] = pd.to_numeric(out[c], errors="coerce").astype(float).where(~hide, np.nan)
+        out[c + FLAG_SUFFIX] = hide
+    return out
 
 
 def geopackage_bytes(
     scenario: Scenario, plan: Plan, card: Scorecard, suppress: bool = True
 ) -> bytes:
-    """GeoPackage (EPSG:27700) with layers ``sites`` (points) and ``areas`` (the plan's KPIs by area)."""
-    table = sites_table(scenario, plan, card).reset_index()
+    """GeoPackage (EPSG:27700) with layers ``sites`` (points) and ``areas`` (the plan's KPIs by area).
+
+    Suppressed values are null, with a boolean ``<column>_suppressed`` beside each
+    count, cost or per-site share column.
+    """
+    disc = _protect_one(card, suppress)
+    table = sites_table(scenario, plan, card)
+    site_cols = [c for c in table.columns if c in disclosure.SITE_DERIVED]
+    table = _null_and_flag(
+        table, disclosure.frame_mask(disc, card.plan_name, SITE, table), site_cols
+    ).reset_index()
     sites = gpd.GeoDataFrame(
         table, geometry=gpd.points_from_xy(table["x_m"], table["y_m"]), crs="EPSG:27700"
     )
@@ -116,7 +145,9 @@ def geopackage_bytes(
     by_area = card.by_area.drop(
         columns=[c for c in ("imd_quintile", "rural") if c in card.by_area.columns]
     )
-    by_area = io.suppress_small(by_area) if suppress else by_area
+    mask = disclosure.frame_mask(disc, card.plan_name, AREA, by_area)
+    protectable = [c for c in by_area.columns if disclosure.is_additive(str(c))]
+    by_area = _null_and_flag(by_area, mask, protectable)
     joined = areas.join(by_area, how="left")
     for c in joined.columns:
         if c != "geometry" and joined[c].dtype == object:
@@ -173,15 +204,11 @@ def _table(
     return "".join(out)
 
 
-def _suppressed(key: str, value: Any, suppress: bool) -> str:
-    if suppress and key in io.COUNT_KPIS:
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            return fmt_value(key, value)
-        if 0 < v < io.SUPPRESSION_THRESHOLD:
-            return io.SUPPRESSED
-    return fmt_value(key, value)
+def _shown(disc: Disclosure | None, cell: tuple, value: Any) -> str:
+    """A footprint figure as the report prints it, or the suppression marker."""
+    if disc is not None and cell in disc.hidden:
+        return io.SUPPRESSED
+    return fmt_value(disclosure.base_measure(cell[3]), value)
 
 
 def report_html(
@@ -193,6 +220,8 @@ def report_html(
     main_name = names[-1]
     main = cards[main_name]
     has_plan = main_name != "current"
+    disc = io.protection(cards, suppress)
+    hidden = disc.hidden if disc is not None else frozenset()
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(scenario.name)} - crisis "
              f"pathway plan</title><style>{_CSS}</style></head><body>"]  # fmt: skip
     parts.append(f"<h1>{_e(scenario.name)}</h1>")
@@ -202,7 +231,7 @@ def report_html(
     if scenario.description:
         parts.append(f"<p class='muted'>{_e(scenario.description)}</p>")
     parts.append("<p class='note'>Modelled expected values per year, not observed counts. "
-                 + ("Counts below 5 are shown as &lt;5." if suppress else "Small numbers are NOT suppressed.")
+                 + (_e(io.SUPPRESSION_NOTE) if suppress else "Small numbers are NOT suppressed.")
                  + (" The plan was suggested by the optimiser and judged by the same model as today's capacity."
                     if has_plan else " No optimised plan: figures describe today's capacity.")
                  + "</p>")  # fmt: skip
@@ -213,12 +242,17 @@ def report_html(
     if has_plan:
         header += ["Change"]
     for k in HEADLINE_KPIS:
-        r = [kpi_label(k), *[_suppressed(k, cards[n].kpis.get(k), suppress) for n in names]]
+        r = [kpi_label(k),
+             *[_shown(disc, (n, FOOTPRINT, ALL, k), cards[n].kpis.get(k)) for n in names]]  # fmt: skip
         c = [""] * len(r)
         if has_plan:
-            v = verdict(k, main.kpis.get(k), today.kpis.get(k), HIGHER_IS_BETTER)
-            r.append(fmt_change(k, main.kpis.get(k), today.kpis.get(k)))
-            c.append(v if v in ("better", "worse") else "")
+            if (main_name, FOOTPRINT, ALL, disclosure.CHANGE + k) in hidden:
+                r.append(io.SUPPRESSED)
+                c.append("")
+            else:
+                v = verdict(k, main.kpis.get(k), today.kpis.get(k), HIGHER_IS_BETTER)
+                r.append(fmt_change(k, main.kpis.get(k), today.kpis.get(k)))
+                c.append(v if v in ("better", "worse") else "")
         rows.append(r)
         classes.append(c)
     parts.append(_table(header, rows, classes=classes))
@@ -229,7 +263,17 @@ def report_html(
         _table(
             ["Measure", *header[1 : len(names) + 1]],
             [
-                [kpi_label(k), *[fmt_value(k, cards[n].per_100k.get(k)) for n in names]]
+                [
+                    kpi_label(k),
+                    *[
+                        _shown(
+                            disc,
+                            (n, FOOTPRINT, ALL, disclosure.PER_100K + k),
+                            cards[n].per_100k.get(k),
+                        )
+                        for n in names
+                    ],
+                ]  # fmt: skip
                 for k in per_keys
             ],
         )
@@ -239,21 +283,26 @@ def report_html(
     parts.append(
         "<p class='muted'>Quintile 1 is the most deprived fifth of areas in England (IMD 2019).</p>"
     )
+    rate = disclosure.PER_100K + "admissions_per_year"
     qrows = []
-    peak = 0.0
-    values = {}
+    values: dict[str, dict[int, float]] = {}
     for n in names:
         bq = cards[n].by_quintile
         per = (bq["admissions_per_year"] / bq["population"].replace(0, np.nan) * 1e5).to_dict()
-        values[n] = per
-        peak = max(peak, max((v for v in per.values() if np.isfinite(v)), default=0.0))
+        # a hidden rate is left out everywhere, the bars' scale included
+        values[n] = {int(q): (np.nan if (n, QUINTILE, int(q), rate) in hidden else v)
+                     for q, v in per.items()}  # fmt: skip
+    peak = max((v for per in values.values() for v in per.values() if np.isfinite(v)), default=0.0)
     for q in range(1, 6):
         cells = [
             f"Q{q}" + (" (most deprived)" if q == 1 else " (least deprived)" if q == 5 else "")
         ]
         for n in names:
             v = values[n].get(q, np.nan)
-            cells.append(f"{v:,.1f}" if np.isfinite(v) else "–")
+            if (n, QUINTILE, q, rate) in hidden:
+                cells.append(io.SUPPRESSED)
+            else:
+                cells.append(f"{v:,.1f}" if np.isfinite(v) else "–")
         qrows.append(cells)
     table = _table(["Quintile", *header[1 : len(names) + 1]], qrows)
     bars = []
