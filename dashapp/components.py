@@ -8,6 +8,8 @@ from typing import Any
 
 from dash import dash_table, dcc, html
 
+from pathways.io import KPI_FORMAT, KPI_LABELS  # one label table, in the library
+
 # NHS identity colours.
 NHS_BLUE = "#005EB8"
 NHS_DARK_BLUE = "#003087"
@@ -42,33 +44,6 @@ SERVICE_NAMES: dict[str, str] = {
     "place_of_safety": "Place-of-safety suites",
 }
 
-#: Headline KPIs in commissioners' words, with their format.
-KPI_LABELS: dict[str, str] = {
-    "admissions_per_year": "Admissions a year",
-    "oap_placements_per_year": "Out-of-area placements a year",
-    "oap_bed_days_per_year": "Out-of-area bed-days a year",
-    "oap_cost_gbp_per_year": "Out-of-area cost (£ a year)",
-    "inpatient_occupancy": "Inpatient bed occupancy",
-    "crisis_house_episodes_per_year": "Crisis-house stays a year",
-    "mobile_response_within_standard_share": "Mobile responses within the standard",
-    "hub_service_level": "Crisis-line calls answered within target",
-    "mean_travel_mins": "Mean travel (minutes)",
-    "p95_travel_mins": "Travel, 95th percentile (minutes)",
-    "total_cost_gbp_per_year": "Total revenue cost (£ a year)",
-    "episodes_per_year": "Crisis episodes a year",
-    "capital_cost_gbp": "Capital cost (£, one-off)",
-    "travel_burden_hours_per_year": "Travel burden (person-hours a year)",
-}
-KPI_FORMAT: dict[str, str] = {
-    "inpatient_occupancy": "pct",
-    "mobile_response_within_standard_share": "pct",
-    "hub_service_level": "pct",
-    "oap_cost_gbp_per_year": "gbp",
-    "total_cost_gbp_per_year": "gbp",
-    "capital_cost_gbp": "gbp",
-    "mean_travel_mins": "mins",
-    "p95_travel_mins": "mins",
-}
 #: KPIs that are better when they go down unless listed in ``pathways.kpis.HIGHER_IS_BETTER``;
 #: occupancy is neither (shown without a verdict).
 NEUTRAL_KPIS = frozenset({"inpatient_occupancy", "episodes_per_year"})
