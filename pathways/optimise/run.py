@@ -156,10 +156,9 @@ def optimise_cli(args, scenario: Scenario | None = None) -> int:
     table.to_csv(out / "plan_sites.csv")
     write_sites_geojson(table, out / "plan_sites.geojson")
     plan.allocation_table().to_csv(out / "plan_allocation.csv", index=False)
-    from pathways.io import comparison_table, suppress_small, write_xlsx
+    from pathways.io import write_scorecard_csv, write_xlsx
 
-    comp = comparison_table(result.cards)
-    suppress_small(comp.T).T.to_csv(out / "scorecard.csv")
+    write_scorecard_csv(result.cards, out / "scorecard.csv")
     (out / "scorecard.json").write_text(
         json.dumps({n: c.to_dict() for n, c in result.cards.items()}, indent=2)
     )
