@@ -53,7 +53,7 @@ def test_evaluate_json_csv_and_xlsx(tmp_path):
     # small numbers are suppressed in the area sheet
     ws = wb["KPIs by area"]
     values = [c.value for row in ws.iter_rows(min_row=2) for c in row]
-    assert "<5" in values
+    assert "[c]" in values
 
 
 def test_bad_scenario_is_a_clear_error_not_a_traceback(tmp_path):
