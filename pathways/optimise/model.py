@@ -59,8 +59,8 @@ from pathways import demand, queues
 from pathways.constraints import Goals, breaches, resolve_goals  # noqa: F401 - re-exported
 from pathways.costs import unit_cost
 from pathways.errors import InfeasibleError, NoPlanInTimeError
-from pathways.instance import Instance, capacity_arrays
-from pathways.kpis import evaluate, hub_metrics, nearest_allocation
+from pathways.instance import Instance
+from pathways.kpis import evaluate, hub_metrics
 from pathways.optimise.baselines import objective_value
 from pathways.plan import AllocationShare, Plan, SitePlan, SolverReport
 from pathways.scenario import SERVICES, SHIFT_HOURS, SHIFTS, STAFF_GROUPS, Capacity, HubCapacity
@@ -234,30 +234,8 @@ def area_groups(inst: Instance, n_groups: int, seed: int = 0) -> np.ndarray:
     return labels
 
 
-def _hint_sites(inst: Instance, hint: Plan | None, labels: np.ndarray, n: int):
-    """Per group, the crisis houses and mobile bases the hint's areas use (quickest open site).
-
-    Added to each group's candidate sites so that the hint's capacities admit an
-    allocation in the model (without them a warm start whose bases are not among a
-    group's nearest candidates is infeasible and the solver discards it).
-    """
-    out = {"crisis_house": [set() for _ in range(n)], "mobile_team": [set() for _ in range(n)]}
-    if hint is None:
-        return out
-    cap = capacity_arrays(inst, hint)
-    limit = inst.scenario.pathway.crisis_house_max_travel_mins
-    for service, lim in (("crisis_house", limit), ("mobile_team", np.inf)):
-        alloc = nearest_allocation(inst.travel_mins, cap[service] > 0, lim)
-        area, site = np.nonzero(alloc)
-        for a, j in zip(area, site, strict=True):
-            out[service][labels[a]].add(int(j))
-    return out
-
-
-def build_model(
-    inst: Instance, goals: Goals, opts: SolverOptions, hint: Plan | None = None
-) -> Built:
-    """Create the MILP (1)-(12) with initial tangents (``hint``: a plan to warm-start from)."""
+def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
+    """Create the MILP (1)-(12) with initial tangents."""
     sc = inst.scenario
     q = sc.queues
     solver = MipModel(f"crisis-capacity-{sc.name}")
@@ -302,12 +280,10 @@ def build_model(
     ch_cur, ch_lo, ch_hi, ch_must, ch_host = site_bounds(inst, "crisis_house")
     reach = reach_all
     ch_sites = np.flatnonzero(ch_host)
-    hinted = _hint_sites(inst, hint, labels, n)
     data["ch_pairs"] = pairs = []
     for i in range(n):
         cand = [j for j in ch_sites if reach[i, j]]
         cand = sorted(cand, key=lambda j: t[i, j])[: opts.nearest_sites]
-        cand += sorted(j for j in hinted["crisis_house"][i] if reach[i, j] and j not in cand)
         pairs.extend((i, j) for j in cand)
     for i, j in pairs:
         v["x"][i, j] = solver.NumVar(0.0, 1.0, f"x_{i}_{j}")
@@ -424,7 +400,6 @@ def build_model(
     data["mob_pairs"] = mpairs = []
     for i in range(n):
         cand = sorted(mob_sites, key=lambda j: t[i, j])[: opts.nearest_sites]
-        cand += sorted(j for j in hinted["mobile_team"][i] if j not in cand)
         mpairs.extend((i, j) for j in cand)
     for i, j in mpairs:
         v["vv"][i, j] = solver.NumVar(0.0, 1.0, f"v_{i}_{j}")
@@ -923,7 +898,7 @@ def solve(
         best.offer(h, "heuristic")
     hint = best.plan
     report("building model", 0.02)
-    built = build_model(inst, goals, opts, hint)
+    built = build_model(inst, goals, opts)
     reason, rounds = None, 0
     bound = -math.inf
     proven = False  # a round ended OPTIMAL on the model and its plan was exact

