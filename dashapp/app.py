@@ -23,17 +23,34 @@ from pathlib import Path
 
 import dash
 import diskcache
-from dash import Dash, DiskcacheManager, Input, Output, _callback, dcc, html, set_props
+from dash import (
+    Dash,
+    DiskcacheManager,
+    Input,
+    Output,
+    State,
+    _callback,
+    dcc,
+    html,
+    no_update,
+    set_props,
+)
 
-from dashapp.components import message
+from dashapp.components import job_state, message, message_data
 from dashapp.state import (
     CONFIG_KEY,
+    JOB_CANCELLED,
+    JOB_DONE,
+    JOB_FAILED,
     JOB_PARTS,
+    JOB_RESULT_STORE,
     JOBS,
     AppConfig,
     demo_scenario,
     error_lines,
     footprint_label,
+    job_board,
+    job_watch,
     resolve_config,
     result_is_fresh,
     scenario_from_store,
@@ -45,6 +62,9 @@ HERE = Path(__file__).resolve().parent
 TITLE = "Crisis pathway planner"
 #: Background jobs' results are kept this long in the disk cache (seconds).
 JOB_EXPIRE_S = 6 * 3600
+#: How often a reloaded page asks the job board about a job it did not start itself.
+JOB_POLL_MS = 1000
+JOB_WORDS = {"optimise": "optimisation", "frontier": "budget frontier"}
 
 
 def report_callback_error(err: Exception) -> None:
@@ -72,8 +92,13 @@ def shell() -> html.Div:
             ),
             dcc.Store(id="app-result", storage_type="session"),
             dcc.Store(id="app-frontier", storage_type="session"),
-            # background jobs (see pages/optimise.py): kept in the shell so they outlive a page
+            # settings of runs (time limits), kept like the scenario
+            dcc.Store(id="app-options", storage_type="session", data={}),
+            # background jobs (see pages/optimise.py): kept in the shell so they outlive a page;
+            # ``app-<job>-job`` (the job's id on the job board) also outlives a reload
             *[dcc.Store(id=f"app-{job}-{part}") for job in JOBS for part in JOB_PARTS],
+            *[dcc.Store(id=f"app-{job}-job", storage_type="session") for job in JOBS],
+            dcc.Interval(id="app-jobs-poll", interval=JOB_POLL_MS, disabled=True),
             html.A("Skip to main content", href="#main", className="skip-link"),
             html.Header(
                 html.Div(
@@ -134,9 +159,83 @@ def _register_shell_callbacks(app: Dash) -> None:
         Input("app-optimise-running", "data"),
         Input("app-optimise-progress", "data"),
         Input("app-frontier-running", "data"),
+        Input("app-optimise-watch", "data"),
+        Input("app-frontier-watch", "data"),
     )
-    def show_badge(scenario_data, result, optimising, progress, frontier):
-        return badge_text(scenario_data, result, optimising, progress, frontier)
+    def show_badge(scenario_data, result, optimising, progress, frontier, watch, frontier_watch):
+        busy, pct, _ = job_state(optimising, progress, watch)
+        frontier_busy = job_state(frontier, None, frontier_watch)[0]
+        return badge_text(scenario_data, result, busy, {"pct": pct}, frontier_busy)
+
+    @app.callback(
+        Output("app-jobs-poll", "disabled"),
+        [Input(f"app-{job}-job", "data") for job in JOBS],
+        [Input(f"app-{job}-request", "data") for job in JOBS],
+    )
+    def enable_poll(*args):
+        jobs, requests = args[: len(JOBS)], args[len(JOBS) :]
+        return not any(orphan(j, r) for j, r in zip(jobs, requests, strict=True))
+
+    for job in JOBS:
+        _register_poll(app, job)
+
+
+def _register_poll(app: Dash, job: str) -> None:
+    @app.callback(
+        Output(f"app-{job}-watch", "data", allow_duplicate=True),
+        Output(f"app-{job}-status", "data", allow_duplicate=True),
+        Output(JOB_RESULT_STORE[job], "data", allow_duplicate=True),
+        Output(f"app-{job}-job", "data", allow_duplicate=True),
+        Input("app-jobs-poll", "n_intervals"),
+        State(f"app-{job}-job", "data"),
+        State(f"app-{job}-request", "data"),
+        prevent_initial_call=True,
+    )
+    def poll(_n, session_job, request):
+        try:
+            return poll_job(job, session_job, request)
+        except Exception:  # noqa: BLE001 - a poll must never break the page
+            log.exception("job poll failed")
+            return no_update, no_update, no_update, no_update
+
+
+def orphan(session_job: dict | None, request: dict | None) -> bool:
+    """Whether the session has a job that this page load did not start (it was reloaded)."""
+    if not session_job or not session_job.get("id"):
+        return False
+    return (request or {}).get("job_id") != session_job["id"]
+
+
+def poll_job(kind: str, session_job: dict | None, request: dict | None) -> tuple:
+    """Follow a job this page load did not start: (watch, status, result, session job).
+
+    While it runs, ``watch`` carries its progress; when it ends, its outcome is delivered
+    as if this page had started it, and the session forgets the job.
+    """
+    if not orphan(session_job, request):
+        return no_update, no_update, no_update, no_update
+    words = JOB_WORDS.get(kind, kind)
+    with job_board() as board:
+        record = board.get(session_job["id"])
+        watch = job_watch(record, board)
+    state = watch["state"]
+    if state == "running":
+        return watch, no_update, no_update, no_update
+    if state in (JOB_DONE, JOB_FAILED):
+        outputs = record.get("outputs") or {}
+        data = outputs.get("data")
+        return None, outputs.get("status"), (no_update if data is None else data), None
+    if state == JOB_CANCELLED:
+        return (
+            None,
+            message_data(f"The {words} was cancelled: no result was produced.", "info"),
+            no_update,
+            None,
+        )
+    return None, message_data(
+        f"The {words} started before the page was reloaded stopped without a result (the "
+        "server may have restarted). Run it again.", "warning",
+    ), no_update, None  # fmt: skip
 
 
 def badge_text(
@@ -223,4 +322,4 @@ def run(host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
     app.run(host=host, port=port, debug=debug)
 
 
-__all__ = ["create_app", "run", "badge_text", "report_callback_error"]
+__all__ = ["create_app", "run", "badge_text", "orphan", "poll_job", "report_callback_error"]

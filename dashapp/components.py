@@ -53,6 +53,23 @@ def kpi_label(key: str) -> str:
     return KPI_LABELS.get(key, key.replace("_", " ").capitalize())
 
 
+def fmt_money(value: Any, signed: bool = False) -> str:
+    """Money the one way the app writes it: ``£60.12M`` from a million up, else ``£14,823``.
+
+    ``signed`` puts ``+`` or ``−`` in front (for changes).
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    if not math.isfinite(v):
+        return "–"
+    sign = ("+" if v >= 0 else "−") if signed else ("−" if v < 0 else "")
+    a = abs(v)
+    body = f"£{a / 1e6:,.2f}M" if round(a) >= 1e6 else f"£{a:,.0f}"
+    return sign + body
+
+
 def fmt_value(key: str, value: Any) -> str:
     """A KPI value as a commissioner reads it (``86%``, ``£12.3M``, ``1,234``)."""
     if value is None:
@@ -67,7 +84,7 @@ def fmt_value(key: str, value: Any) -> str:
     if kind == "pct":
         return f"{v:.1%}"
     if kind == "gbp":
-        return f"£{v / 1e6:,.2f}M" if abs(v) >= 1e5 else f"£{v:,.0f}"
+        return fmt_money(v)
     if kind == "mins":
         return f"{v:,.1f}"
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.1f}"
@@ -84,7 +101,7 @@ def fmt_change(key: str, new: Any, old: Any) -> str:
     if kind == "pct":
         return f"{d * 100:+.1f} points"
     if kind == "gbp":
-        return f"{'+' if d >= 0 else '−'}£{abs(d) / 1e6:,.2f}M"
+        return fmt_money(d, signed=True)
     return f"{d:+,.1f}" if abs(d) < 100 else f"{d:+,.0f}"
 
 
@@ -167,13 +184,17 @@ def render_message(data: Mapping[str, Any] | None) -> html.Div | None:
     return message(head, data.get("kind", "info"), data.get("lines") or ())
 
 
-def problems_table(rows: Sequence[Mapping[str, Any]], id: str) -> html.Div:
-    """The problems of a bad upload as a table (file, row, field, what is wrong)."""
+def problems_table(
+    rows: Sequence[Mapping[str, Any]], id: str, heading: str | None = None
+) -> html.Div:
+    """The problems of a bad upload (or a bad edit: give ``heading``) as a table
+    (file, row, field, what is wrong)."""
     n = len(rows)
     return html.Div(
         [
             html.Strong(
-                f"The file could not be used: {n} problem{'s' if n != 1 else ''} found. "
+                heading
+                or f"The file could not be used: {n} problem{'s' if n != 1 else ''} found. "
                 "Fix them and upload it again."
             ),
             dash_table.DataTable(
@@ -205,6 +226,31 @@ def data_table_style() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def scroll_table(table: Any, cue: str = "Swipe or scroll sideways to see every column") -> html.Div:
+    """A wide table that scrolls sideways inside its panel, with a cue on narrow screens
+    (the fading edge shows there is more to the right)."""
+    return html.Div([html.P(["↔ ", cue], className="scroll-cue"), html.Div(table, className="table-scroll")],
+                    className="table-wrap")  # fmt: skip
+
+
+def size_key(spec: Sequence[Mapping[str, Any]]) -> html.Div | None:
+    """The key to map markers' sizes (from ``figures.marker_size_key``): per service, the
+    marker of its smallest and largest capacity, drawn at their size on the map."""
+    if not spec:
+        return None
+    items = []
+    for entry in spec:
+        parts: list[Any] = [html.Span(entry["name"], className="size-key-name")]
+        for value, px in entry["sizes"]:
+            d = f"{px:.0f}px"
+            parts += [html.Span(className="size-key-dot", style={"width": d, "height": d,
+                                                                 "background": entry["colour"]}),
+                      html.Span(f"{value:,.0f} {entry['unit']}", className="size-key-value")]  # fmt: skip
+        items.append(html.Li(parts))
+    return html.Div([html.Span("Marker size shows capacity:", className="size-key-title"),
+                     html.Ul(items)], className="size-key")  # fmt: skip
+
+
 def user_trigger() -> Any:
     """The id of the one input the user changed, or ``None``.
 
@@ -227,10 +273,123 @@ def user_trigger() -> Any:
     return ctx.triggered_id
 
 
-def job_view(running: bool | None, progress: Mapping[str, Any] | None) -> tuple:
-    """A background job's controls: (run disabled, cancel disabled, progress %, text, class)."""
+def job_state(running: bool | None, progress: Mapping[str, Any] | None,
+              watch: Mapping[str, Any] | None = None) -> tuple[bool, float, str]:  # fmt: skip
+    """(running, percent, text) of a background job: the one this page load started
+    (``running``/``progress``), else one it found on the job board after a reload (``watch``)."""
     if running:
-        pct = float((progress or {}).get("pct") or 0)
-        text = (progress or {}).get("text") or "starting"
+        return (
+            True,
+            float((progress or {}).get("pct") or 0),
+            (progress or {}).get("text") or "starting",
+        )
+    if watch and watch.get("state") == "running":
+        text = watch.get("text") or "running"
+        return True, float(watch.get("pct") or 0), f"{text} (started before the page was reloaded)"
+    return False, 0.0, ""
+
+
+def job_view(running: bool | None, progress: Mapping[str, Any] | None,
+             watch: Mapping[str, Any] | None = None) -> tuple:  # fmt: skip
+    """A background job's controls: (run disabled, cancel disabled, progress %, text, class)."""
+    busy, pct, text = job_state(running, progress, watch)
+    if busy:
         return True, False, pct, text, "progress-wrap"
     return False, True, 0, "", "progress-wrap hidden"
+
+
+# --------------------------------------------------------------------------- plan settings
+
+#: The optimiser's objectives in commissioners' words.
+MODE_WORDS = {
+    "min_weighted": "Fewest out-of-area bed-days and admissions within the budget",
+    "min_cost": "Least cost that meets the targets",
+}
+
+
+def _pct_or(value: Any, none: str) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return none
+    return f"{v:.1%}" if math.isfinite(v) else none
+
+
+def status_words(settings: Mapping[str, Any] | None) -> str:
+    """How the search for a plan ended, in commissioners' words (with the gap)."""
+    settings = settings or {}
+    status = settings.get("status")
+    if not status:
+        return "not optimised: the scenario's capacity as entered"
+    from pathways.optimise import status_text
+    from pathways.plan import SolverReport
+
+    words = status_text(SolverReport(status=str(status), gap=settings.get("gap"),
+                                     message=settings.get("solver_message") or ""))  # fmt: skip
+    gap = settings.get("gap")
+    if status in ("OPTIMAL", "TIME_LIMIT") and gap is not None and math.isfinite(float(gap)):
+        words += f" (within {float(gap):.1%} of the best possible)"
+    return words[0].upper() + words[1:]
+
+
+def settings_rows(settings: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The settings a plan was made under (or is judged against) as (setting, value) pairs."""
+    s = dict(settings or {})
+    mode = s.get("mode") or "min_weighted"
+    rows = [("Objective", MODE_WORDS.get(mode, str(mode)))]
+    budget = s.get("budget_gbp")
+    rows.append(
+        ("Revenue budget", f"{fmt_money(budget)} a year" if budget is not None else "today's spend")
+    )
+    capital = s.get("capital_gbp")
+    rows.append(
+        ("Capital for new sites", fmt_money(capital) if capital is not None else "no limit")
+    )
+    if mode == "min_cost":
+        oap, adm = s.get("oap_bed_days_max"), s.get("admissions_max")
+        rows.append(("Target: out-of-area bed-days a year at most",
+                     f"{float(oap):,.0f}" if oap is not None else "no target"))  # fmt: skip
+        rows.append(("Target: admissions a year at most",
+                     f"{float(adm):,.0f}" if adm is not None else "no target"))  # fmt: skip
+    rows.append(("Mobile responses within the standard, at least",
+                 _pct_or(s.get("mobile_within_min"), "no minimum")))  # fmt: skip
+    rows.append(("Crisis-line calls answered within target, at least",
+                 _pct_or(s.get("hub_sl_min"), "no minimum")))  # fmt: skip
+    mins, share = s.get("ch_travel_mins"), s.get("ch_pop_share_min")
+    rows.append(("Crisis-house coverage",
+                 f"at least {_pct_or(share, '')} of people within {float(mins):,.0f} minutes"
+                 if mins is not None and share is not None else "no coverage rule"))  # fmt: skip
+    gap = s.get("equity_gap")
+    rows.append(("Equity rule", "off" if gap is None else
+                 f"the most deprived fifth at most {float(gap) * 100:,.1f} points below the average"))  # fmt: skip
+    if s.get("status") or s.get("time_limit_s") is not None:
+        limit, target = s.get("time_limit_s"), s.get("gap_target")
+        rows.append(("Time limit", f"{float(limit):,.0f} seconds" if limit is not None else "–"))
+        rows.append(("Optimality gap aimed for", _pct_or(target, "–")))
+    rows.append(("Solver status", status_words(s)))
+    return rows
+
+
+def breach_summary(breaches: Sequence[str] | None) -> str:
+    """``meets every limit`` or ``breaks 2 limits``."""
+    n = len(breaches or ())
+    return "meets every limit" if n == 0 else f"breaks {n} limit{'s' if n != 1 else ''}"
+
+
+def plan_facts(settings: Mapping[str, Any] | None, breaches: Sequence[str] | None,
+               title: str = "Settings used for this plan", id: str | None = None) -> html.Div:  # fmt: skip
+    """A plan's settings and whether it meets every limit, for the Results and Compare pages."""
+    rows = settings_rows(settings)
+    body: list[Any] = [
+        html.H3(title, className="h4"),
+        html.Dl(
+            [part for label, value in rows for part in (html.Dt(label), html.Dd(value))],
+            className="facts",
+        ),  # fmt: skip
+    ]
+    if breaches:
+        body.append(message(f"This plan {breach_summary(breaches)}:", "error", list(breaches)))
+    else:
+        body.append(html.P("It meets every limit above.", className="hint meets"))
+    kwargs = {"id": id} if id else {}
+    return html.Div(body, className="plan-facts", **kwargs)

@@ -14,12 +14,14 @@ cached values are never modified (callers receive copies of tables).
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import logging
 import math
 import os
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,7 @@ from pyproj import Transformer
 
 from pathways import geography
 from pathways._paths import data_dir
-from pathways.errors import InfeasibleError, InputError, Problem
+from pathways.errors import InfeasibleError, InputError, NoPlanInTimeError, Problem
 from pathways.plan import Plan, plan_from_dict
 from pathways.scenario import (
     CAPACITY_FIELD,
@@ -43,6 +45,7 @@ from pathways.scenario import (
     load_scenario,
     scenario_from_dict,
     scenario_to_dict,
+    with_changes,
 )
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,10 @@ LOCK_OPTIONS: dict[str, tuple[bool, bool]] = {
 SITE_TABLE = "sites table"
 #: Background jobs and the shell stores each uses: ``app-<job>-<part>``.
 JOBS = ("optimise", "frontier")
-JOB_PARTS = ("request", "cancel", "progress", "running", "status")
+JOB_PARTS = ("request", "cancel", "progress", "running", "status", "watch")
+#: Where each job's result goes, and the session store that remembers a job across reloads
+#: (``app-<job>-job``: its id on the job board).
+JOB_RESULT_STORE = {"optimise": "app-result", "frontier": "app-frontier"}
 ORIG_ID = "orig_id"
 
 
@@ -141,8 +147,16 @@ def error_lines(err: BaseException) -> tuple[str, list[str]]:
             else f"There are {n} problems with the input."
         )
         return head, [str(p) for p in err.problems[:50]]
+    if isinstance(err, NoPlanInTimeError):
+        return (
+            "The optimiser found no plan in the time allowed.",
+            [f"It stopped after {err.seconds:.0f} s without a plan. This does not mean that no "
+             "plan meets the constraints: allow more time and run it again."],
+        )  # fmt: skip
     if isinstance(err, InfeasibleError):
         return "No plan meets all the constraints together.", list(err.reasons)
+    if isinstance(err, FieldError):
+        return "There is a problem with a value you entered.", [str(err)]
     return (
         "Something went wrong. The details were logged for the support team.",
         [f"{type(err).__name__}: {err}"[:300]],
@@ -160,6 +174,324 @@ def problem_rows(err: InputError) -> list[dict[str, Any]]:
         }
         for p in err.problems
     ]
+
+
+# --------------------------------------------------------------------------- bounds
+
+# Every number a user types has bounds with a unit, and a message that names the field.
+# The library's models check their own lower bounds (``ge``/``gt``); the app adds sane
+# upper bounds (a growth factor of 10^12 is a typing slip, not a scenario) and checks
+# everything before the library sees it, so no entry ever surfaces as a traceback.
+
+
+class FieldError(ValueError):
+    """A typed value that cannot be used; the message names the field and its unit."""
+
+
+def _plain(v: float) -> str:
+    """A bound as people write it: ``5,000``, ``0.5``, ``1,000,000``."""
+    if float(v).is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}"
+    return f"{v:,.6g}"
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What a field may hold: ``lo`` (excluded when ``lo_open``) to ``hi``, in ``unit``.
+
+    ``blank`` says what an empty field means; ``None`` means a value is required.
+    """
+
+    label: str
+    unit: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    whole: bool = False
+    blank: str | None = None
+
+    def describe(self) -> str:
+        """``between 0 and 100``, ``greater than 0 and at most 10``, ``at least 1``."""
+        lo = None if self.lo is None else _plain(self.lo)
+        hi = None if self.hi is None else _plain(self.hi)
+        if lo is not None and hi is not None:
+            if self.lo_open:
+                return f"greater than {lo} and at most {hi}"
+            return f"between {lo} and {hi}"
+        if lo is not None:
+            return f"greater than {lo}" if self.lo_open else f"at least {lo}"
+        if hi is not None:
+            return f"at most {hi}"
+        return "a number"
+
+    def hint(self) -> str:
+        """The range and unit, for the text under a field: ``Between 0 and 100 (%).``"""
+        text = f"a whole number {self.describe()}" if self.whole else self.describe()
+        return f"{text[0].upper()}{text[1:]} ({self.unit})."
+
+    def read(self, raw: Any) -> float | None:
+        """The value typed into the field (``None`` for blank, when blank is allowed).
+
+        Raises
+        ------
+        FieldError
+            With a message naming the field, its range and unit, and what was typed.
+        """
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            if self.blank is not None:
+                return None
+            raise FieldError(f"{self.label}: enter a number ({self.describe()}, {self.unit}).")
+        if isinstance(raw, bool):
+            raise FieldError(f"{self.label}: '{raw}' is not a number.")
+        if isinstance(raw, str):
+            text = raw.strip()
+            cleaned = re.sub(r"[£,%\s]", "", text)
+        else:
+            cleaned = raw
+            text = _plain(float(raw)) if math.isfinite(float(raw)) else str(raw)
+        try:
+            v = float(cleaned)
+        except ValueError:
+            v = math.nan
+        blank = f", or leave it blank for {self.blank}" if self.blank is not None else ""
+        if not math.isfinite(v):
+            kind = "a whole number" if self.whole else "a number"
+            raise FieldError(
+                f"{self.label}: '{text}' is not a number. Enter {kind} {self.describe()} "
+                f"({self.unit}){blank}."
+            )
+        below = self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo)
+        above = self.hi is not None and v > self.hi
+        if below or above:
+            raise FieldError(
+                f"{self.label} must be {self.describe()} ({self.unit}); you entered {text}."
+            )
+        if self.whole and not float(v).is_integer():
+            raise FieldError(
+                f"{self.label} must be a whole number {self.describe()} ({self.unit}); you entered {text}."
+            )
+        return int(v) if self.whole else v
+
+
+#: The Optimise page's settings: scenario path -> (bound in the field's unit, scale from
+#: the field's unit to the scenario's). Budgets are typed in £ million, shares in %.
+SETTING_BOUNDS: dict[str, tuple[Bound, float]] = {
+    "budget.revenue_gbp_per_year": (
+        Bound("Revenue budget", "£ million a year", 0, 5_000, lo_open=True,
+              blank="today's modelled spend"), 1e6),
+    "budget.capital_gbp": (
+        Bound("Capital for new sites", "£ million", 0, 5_000, blank="no capital limit"), 1e6),
+    "objective.targets.oap_bed_days_per_year_max": (
+        Bound("Target for out-of-area bed-days", "bed-days a year", 0, 1e7, blank="no target"), 1.0),
+    "objective.targets.admissions_per_year_max": (
+        Bound("Target for admissions", "admissions a year", 0, 1e7, blank="no target"), 1.0),
+    "constraints.mobile_within_standard_share_min": (
+        Bound("Mobile responses within the response standard", "%", 0, 100,
+              blank="no worse than today"), 0.01),
+    "constraints.hub_service_level_min": (
+        Bound("Crisis-line calls answered within target", "%", 0, 100,
+              blank="no worse than today"), 0.01),
+    "constraints.crisis_house_travel_mins": (
+        Bound("Crisis-house travel cap", "minutes", 0, 600, lo_open=True, blank="no travel cap"), 1.0),
+    "constraints.crisis_house_population_share_min": (
+        Bound("Population within the crisis-house travel cap", "%", 0, 100,
+              blank="no coverage rule"), 0.01),
+    "constraints.equity.max_gap_share": (
+        Bound("Allowed shortfall for the most deprived fifth", "percentage points", 0, 100,
+              blank="no shortfall"), 0.01),
+}  # fmt: skip
+TIME_LIMIT = Bound("Time limit", "seconds", 2, 900, blank="30 seconds")
+FRONTIER_MAX = Bound("Frontier range", "% above today's cost", 1, 100, blank="15%")
+FRONTIER_SECONDS = Bound("Seconds per budget", "seconds", 2, 300, blank="15 seconds")
+
+#: Model parameters in commissioners' words: path -> (label, unit, upper bound).
+#: Lower bounds come from the library's models (``ge``/``gt``); a unit of ``None``
+#: takes the library's.
+PARAM_INFO: dict[str, tuple[str, str | None, float | None]] = {
+    "demand.episodes_per_100k_per_year": ("Crisis episodes per 100,000 people", "episodes a year per 100,000 people", 20_000),
+    "demand.relative_rate_0_15": ("Relative crisis rate of children (0-15)", "times the rate at ages 16-59", 5),
+    "demand.relative_rate_60_plus": ("Relative crisis rate of people aged 60 and over", "times the rate at ages 16-59", 5),
+    "demand.deprivation_ratio": ("Deprivation gradient", "times the rate, most vs least deprived decile", 20),
+    "demand.growth_factor": ("Demand growth factor", "multiplier; 1 = today's demand", 10),
+    "demand.veterans_share": ("Share of episodes involving veterans", "share, 0 to 1", 1),
+    "demand.calls_per_100k_per_year": ("Crisis-line calls per 100,000 people", "calls a year per 100,000 people", 100_000),
+    "demand.hourly_profile": ("Calls by hour of day", "share of a day's calls in each hour, 24 values", 1),
+    "demand.weekday_profile": ("Calls by day of the week", "share of a week's calls on each day, 7 values from Monday", 1),
+    "pathway.preset": ("Routing preset", "name", None),
+    "pathway.routing": ("Routing between tiers", "share of each tier's episodes; each row adds up to 1", 1),
+    "pathway.crisis_house_full_to_inpatient_share": ("Admitted when no crisis-house place is free", "share, 0 to 1", 1),
+    "pathway.crisis_house_max_travel_mins": ("Farthest travel to a crisis house", "minutes by road", 600),
+    "pathway.hub_resolved_by_phone_share": ("Crisis-line calls resolved by phone", "share of answered calls, 0 to 1", 1),
+    "queues.inpatient_los_days": ("Inpatient length of stay", "days", 365),
+    "queues.inpatient_peakedness": ("Burstiness of admissions", "variance / mean of bed demand; 1 = Poisson", 20),
+    "queues.oap_los_days": ("Out-of-area placement length", "days", 365),
+    "queues.oap_travel_mins": ("Travel to an out-of-area bed", "minutes by road", 1_440),
+    "queues.crisis_house_los_days": ("Crisis-house length of stay", "days", 90),
+    "queues.mobile_service_hours": ("Mobile team time per episode", "hours", 24),
+    "queues.mobile_dispatch_mins": ("Mobile team dispatch time", "minutes", 720),
+    "queues.mobile_standard_urban_mins": ("Mobile response standard, urban areas", "minutes", 1_440),
+    "queues.mobile_standard_rural_mins": ("Mobile response standard, rural areas", "minutes", 1_440),
+    "queues.mobile_max_utilisation": ("Busiest-hour load of a mobile team, at most", "share of team time, 0 to 1", 1),
+    "queues.hub_aht_seconds": ("Crisis-line call handling time", "seconds per call", 7_200),
+    "queues.hub_answer_within_seconds": ("Crisis-line answer target", "seconds", 3_600),
+    "queues.hub_mean_patience_seconds": ("Time callers wait before hanging up", "seconds, on average", 3_600),
+    "queues.s136_per_100k_per_year": ("Section 136 detentions per 100,000 people", "detentions a year per 100,000 people", 2_000),
+    "queues.place_of_safety_los_days": ("Place-of-safety stay", "days", 2),
+    "costs.inpatient_bed_gbp_per_year": ("Cost of an inpatient bed", "£ a year per funded bed", 2_000_000),
+    "costs.crisis_house_place_gbp_per_year": ("Cost of a crisis-house place", "£ a year per place", 2_000_000),
+    "costs.mobile_team_gbp_per_year": ("Cost of a mobile crisis team", "£ a year per team on shift 24/7", 20_000_000),
+    "costs.handler_position_gbp_per_year": ("Cost of a crisis-line handler position", "£ a year per 8-hour shift position", 2_000_000),
+    "costs.place_of_safety_suite_gbp_per_year": ("Cost of a place-of-safety suite", "£ a year per suite", 20_000_000),
+    "costs.oap_gbp_per_bed_day": ("Cost of an out-of-area bed-day", "£ per bed-day", 10_000),
+    "costs.capital_gbp_per_new_site": ("Capital cost of opening a service", "£ per site opened", 1e9),
+    "costs.wte_per_unit": ("Staff per unit of capacity", "whole-time equivalents per bed, place, team, suite or handler", 100),
+    "objective.weights.oap_bed_day": ("Weight of an out-of-area bed-day", "weight per bed-day", 1_000),
+    "objective.weights.admission": ("Weight of an admission", "out-of-area bed-day equivalents per admission", 1_000),
+    "objective.weights.travel_hour": ("Weight of an hour of travel", "out-of-area bed-day equivalents per person-hour", 100),
+}  # fmt: skip
+
+
+def _library_lower(path: str) -> tuple[float | None, bool]:
+    """The lower bound the library's model declares for a parameter (and whether it is open)."""
+    from pathways import scenario as sc
+
+    group, _, name = path.rpartition(".")
+    model = {"demand": sc.DemandParams, "pathway": sc.PathwayParams, "queues": sc.QueueParams,
+             "costs": sc.CostParams, "objective.weights": sc.ObjectiveWeights}.get(group)  # fmt: skip
+    field = model.model_fields.get(name) if model is not None else None
+    for m in getattr(field, "metadata", ()):
+        if getattr(m, "gt", None) is not None:
+            return float(m.gt), True
+        if getattr(m, "ge", None) is not None:
+            return float(m.ge), False
+    return None, False
+
+
+def human_unit(unit: str) -> str:
+    """A library unit in the app's words (``GBP per OAP bed-day`` -> ``£ per OAP bed-day``)."""
+    return re.sub(r"\bGBP\s*", "£", unit)
+
+
+def human_source(source: str) -> str:
+    """A parameter's source without the project's internal file names."""
+    text = re.sub(r"\bPARAMETERS\.md:\s*", "", source)
+    text = re.sub(r"\s*\(PARAMETERS\.md\)|,\s*PARAMETERS\.md\b", "", text)
+    text = text.replace("docs/calibration.md", "the calibration guide")
+    text = text.replace("docs/model.md", "the model guide")
+    text = re.sub(r"\bGBP\s*", "£", text)
+    return re.sub(r"\(\s*\)", "", text).strip(" ,;")
+
+
+def param_label(path: str) -> str:
+    info = PARAM_INFO.get(path)
+    if info:
+        return info[0]
+    return path.rpartition(".")[2].replace("_", " ").capitalize()
+
+
+def param_bound(path: str, unit: str = "") -> Bound:
+    """The bounds of a numeric model parameter (the library's lower, the app's upper)."""
+    label, own_unit, hi = PARAM_INFO.get(path, (param_label(path), None, None))
+    lo, lo_open = _library_lower(path)
+    return Bound(label, own_unit or human_unit(unit) or "number", lo, hi, lo_open)
+
+
+def check_param(path: str, value: Any, unit: str = "") -> Any:
+    """A parameter value checked against its bounds (tables: every number in them).
+
+    Raises
+    ------
+    FieldError
+        Naming the parameter, its range and unit.
+    """
+    bound = param_bound(path, unit)
+    if isinstance(value, bool) or path == "pathway.preset":
+        return value
+    if isinstance(value, int | float | str) or value is None:
+        return bound.read(value)
+    numbers: list[Any] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list | tuple):
+            for v in node:
+                walk(v)
+        else:
+            numbers.append(node)
+
+    walk(value)
+    table = Bound(bound.label, bound.unit, 0.0, bound.hi)
+    for v in numbers:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise FieldError(f"{bound.label}: '{v}' is not a number ({bound.unit}).")
+        try:
+            table.read(v)
+        except FieldError:
+            raise FieldError(
+                f"{bound.label}: every value must be {table.describe()} ({bound.unit}); "
+                f"{_plain(float(v)) if math.isfinite(v) else v} is not."
+            ) from None
+    return value
+
+
+def apply_settings(
+    scenario: Scenario, raw: Mapping[str, Any], flags: Mapping[str, Any] | None = None
+) -> tuple[Scenario, dict[str, str]]:
+    """The scenario with the Optimise page's settings (``raw``: path -> what was typed).
+
+    ``flags`` are settings that are not typed numbers (objective mode, equity rule on).
+    Each field is checked on its own: valid ones are applied, and the others are
+    returned as messages by path (the scenario keeps its value for those).
+    """
+    changes: dict[str, Any] = dict(flags or {})
+    errors: dict[str, str] = {}
+    for path, value in raw.items():
+        bound, scale = SETTING_BOUNDS[path]
+        try:
+            v = bound.read(value)
+        except FieldError as err:
+            errors[path] = str(err)
+            continue
+        if path == "constraints.equity.max_gap_share" and v is None:
+            v = 0.0
+        changes[path] = None if v is None else round(float(v) * scale, 12)
+    if not changes:
+        return scenario, errors
+    try:
+        return with_changes(scenario, changes), errors
+    except InputError:
+        pass
+    # one at a time, so that one bad combination does not block the rest
+    current = scenario
+    for path, value in changes.items():
+        try:
+            current = with_changes(current, {path: value})
+        except InputError as err:
+            label = SETTING_BOUNDS[path][0].label if path in SETTING_BOUNDS else path
+            errors[path] = f"{label}: " + "; ".join(p.message for p in err.problems)
+    return current, errors
+
+
+def setting_values(scenario: Scenario) -> dict[str, str]:
+    """What each Optimise field shows for a scenario (in the field's unit; blank = unset)."""
+    data = scenario.model_dump(mode="json")
+    out = {}
+    for path, (_bound, scale) in SETTING_BOUNDS.items():
+        node: Any = data
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        out[path] = "" if node is None else field_text(float(node) / scale)
+    return out
+
+
+def field_text(value: float | None) -> str:
+    """A number as a field shows it: ``61.7``, ``80``, ``0.05`` (no float noise)."""
+    if value is None:
+        return ""
+    v = round(float(value), 6)
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.12g}"
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -246,8 +578,68 @@ def plan_from_result(result: Mapping[str, Any] | None) -> Plan | None:
     return plan_from_dict(result["plan"], file="plan")
 
 
-def result_to_store(scenario: Scenario, outcome: Any, seconds: float) -> dict[str, Any]:
-    """What the session keeps of an :class:`pathways.optimise.OptimiseResult`."""
+#: The settings a plan was made under, as the library's ``SolverReport.settings`` names them.
+SETTING_KEYS = ("mode", "budget_gbp", "capital_gbp", "oap_bed_days_max", "admissions_max",
+                "mobile_within_min", "hub_sl_min", "ch_travel_mins", "ch_pop_share_min",
+                "equity_gap", "time_limit_s", "gap_target")  # fmt: skip
+
+
+def _plain_value(v: Any) -> float | str | None:
+    if v is None or isinstance(v, str):
+        return v
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return f if math.isfinite(f) else None
+
+
+def plan_settings(
+    goals: Any = None, report: Any = None, time_limit_s: float | None = None,
+    gap_target: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The settings a plan was made under and how the solver ended, as plain values.
+
+    The solver's own record (``plan.solver.settings``) comes first; the resolved goals
+    and the run's options fill what it lacks. ``status``, ``gap`` and ``solver_message``
+    say how the search ended (``status`` is ``None`` for a plan nobody optimised).
+    """
+    out: dict[str, Any] = {k: None for k in SETTING_KEYS}
+    if goals is not None:
+        known = goals.settings() if hasattr(goals, "settings") else dict(vars(goals))
+        out.update({k: _plain_value(known.get(k)) for k in SETTING_KEYS if k in known})
+    own = dict(getattr(report, "settings", None) or {})
+    out.update({k: _plain_value(v) for k, v in own.items() if k in SETTING_KEYS})
+    if out["time_limit_s"] is None and time_limit_s is not None:
+        out["time_limit_s"] = float(time_limit_s)
+    if out["gap_target"] is None and gap_target is not None:
+        out["gap_target"] = float(gap_target)
+    out["status"] = getattr(report, "status", None)
+    out["gap"] = _plain_value(getattr(report, "gap", None))
+    out["solver_message"] = getattr(report, "message", "") or ""
+    return out
+
+
+def judge(scenario: Any, cards: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every limit each plan breaks, in commissioners' words (``cards``: name -> Scorecard).
+
+    Judged by :func:`pathways.constraints.breaches` against the scenario's budget and
+    standards, with today's scorecard (``cards["current"]``) for standards left at today.
+    """
+    from pathways.constraints import breaches
+    from pathways.instance import Instance, prepare
+
+    inst = scenario if isinstance(scenario, Instance) else prepare(scenario)
+    today = cards.get("current")
+    return {name: [b.message for b in breaches(inst, card, today)] for name, card in cards.items()}
+
+
+def result_to_store(
+    scenario: Scenario, outcome: Any, seconds: float, time_limit_s: float | None = None,
+    gap_target: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """What the session keeps of an :class:`pathways.optimise.OptimiseResult`: the plans,
+    their scorecards, the settings the plan was made under and every limit each plan breaks."""
     plan = outcome.plan
     goals = outcome.goals
     return {
@@ -260,7 +652,207 @@ def result_to_store(scenario: Scenario, outcome: Any, seconds: float) -> dict[st
         "budget_gbp": float(getattr(goals, "budget_gbp", float("nan")) or 0.0),
         "mode": str(getattr(goals, "mode", "")),
         "seconds": float(seconds),
+        "settings": plan_settings(goals, plan.solver, time_limit_s, gap_target),
+        "breaches": judge(scenario, outcome.cards),
     }
+
+
+def plan_judgement(scenario: Scenario, result: Mapping[str, Any] | None) -> tuple[dict, dict]:
+    """(settings of the plan shown, limits each plan breaks by plan name).
+
+    An up-to-date result carries both (made when it was optimised); without one, today's
+    capacity is judged against the scenario's budget and standards.
+    """
+    if result_is_fresh(result, scenario) and "settings" in result and "breaches" in result:
+        return dict(result["settings"]), dict(result["breaches"])
+    from pathways.constraints import resolve_goals
+    from pathways.instance import prepare
+    from pathways.kpis import evaluate
+
+    inst = prepare(scenario)
+    today = evaluate(inst)
+    cards = {"current": today}
+    plan = plan_from_result(result) if result_is_fresh(result, scenario) else None
+    if plan is not None:  # an older result without its settings: judge it now
+        cards["optimised"] = evaluate(inst, plan)
+    settings = plan_settings(resolve_goals(inst, today), plan.solver if plan is not None else None)
+    return settings, judge(inst, cards)
+
+
+# --------------------------------------------------------------------------- background jobs
+
+# Dash tracks a background job only for the page load that started it: after a reload
+# the browser has forgotten the job, which keeps running. So each job also reports to a
+# job board on the server (a disk cache next to Dash's), under a random id that the
+# session keeps. A reloaded page finds its job there, shows its progress and result, and
+# can cancel it. The board is written by the job's own process and by the server; the
+# browser only ever holds the id, never a process id or a path.
+
+JOB_BOARD_DIR = "jobs"
+JOB_RUNNING, JOB_DONE, JOB_CANCELLED, JOB_FAILED = "running", "done", "cancelled", "failed"
+#: A job with no process of its own that has said nothing for this long is taken as lost.
+JOB_SILENT_S = 120
+
+
+def new_job_id() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(16)
+
+
+def job_config() -> AppConfig:
+    """The configuration a background job and the page that watches it share.
+
+    In the server that is the running app's; a job's process (forked from the server)
+    may have no request context, so the app Dash registered is asked next.
+    """
+    try:
+        import flask
+
+        if flask.has_app_context() and CONFIG_KEY in flask.current_app.config:
+            return flask.current_app.config[CONFIG_KEY]
+    except ImportError:  # pragma: no cover - flask comes with dash
+        pass
+    try:
+        import dash
+
+        config = dash.get_app().server.config.get(CONFIG_KEY)
+        if config is not None:
+            return config
+    except Exception:  # noqa: BLE001 - no app registered: fall back to the environment
+        pass
+    return resolve_config()
+
+
+class JobBoard:
+    """Background jobs' state by job id: running (with progress), done (with its outputs),
+    cancelled or failed. Entries expire after ``expire_s`` seconds."""
+
+    def __init__(self, folder: Path, expire_s: float = 6 * 3600):
+        import diskcache
+
+        self.cache = diskcache.Cache(str(folder))
+        self.expire_s = expire_s
+
+    def __enter__(self) -> JobBoard:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cache.close()
+
+    def get(self, job_id: str | None) -> dict[str, Any] | None:
+        if not job_id or not isinstance(job_id, str):
+            return None
+        return self.cache.get(f"job:{job_id}")
+
+    def _put(self, job_id: str, record: dict[str, Any]) -> None:
+        self.cache.set(f"job:{job_id}", record, expire=self.expire_s)
+
+    def start(self, job_id: str, kind: str, pid: int | None) -> None:
+        """Record a job as running in process ``pid`` (``None``: not a process of its own)."""
+        created = None
+        if pid is not None:
+            import psutil
+
+            created = psutil.Process(pid).create_time()
+        now = time.time()
+        self._put(job_id, {"kind": kind, "state": JOB_RUNNING, "pid": pid, "created": created,
+                           "pct": 0.0, "text": "starting", "started": now, "updated": now})  # fmt: skip
+
+    def progress(self, job_id: str, pct: float, text: str) -> None:
+        with self.cache.transact():
+            rec = self.get(job_id)
+            if rec and rec["state"] == JOB_RUNNING:
+                rec.update(pct=float(pct), text=str(text), updated=time.time())
+                self._put(job_id, rec)
+
+    def finish(self, job_id: str, outputs: Mapping[str, Any], failed: bool = False) -> bool:
+        """Keep a job's outputs; ``False`` when it was cancelled meanwhile (outputs dropped)."""
+        with self.cache.transact():
+            rec = self.get(job_id)
+            if rec is None or rec["state"] != JOB_RUNNING:
+                return False
+            rec.update(state=JOB_FAILED if failed else JOB_DONE, outputs=dict(outputs), pct=100.0,
+                       updated=time.time())  # fmt: skip
+            self._put(job_id, rec)
+            return True
+
+    def alive(self, rec: Mapping[str, Any]) -> bool:
+        """Whether a running job's process is still there (the same process, not a reused id)."""
+        pid = rec.get("pid")
+        if pid is None:  # not started in a process of its own yet: alive while it reports
+            fresh = time.time() - float(rec.get("updated") or 0) < JOB_SILENT_S
+            return rec.get("state") == JOB_RUNNING and fresh
+        import psutil
+
+        try:
+            proc = psutil.Process(int(pid))
+            return (
+                proc.status() != psutil.STATUS_ZOMBIE
+                and abs(proc.create_time() - float(rec.get("created") or 0)) < 1e-3
+            )
+        except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+            return False
+
+    def cancel(self, job_id: str | None) -> bool:
+        """Mark a running job cancelled and stop its process; ``True`` if it was running."""
+        with self.cache.transact():
+            rec = self.get(job_id)
+            if rec is None or rec["state"] != JOB_RUNNING:
+                return False
+            alive = self.alive(rec)
+            rec.update(state=JOB_CANCELLED, updated=time.time())
+            self._put(job_id, rec)
+        if alive and rec.get("pid") is not None:
+            _stop_process(int(rec["pid"]))
+        return True
+
+
+def _stop_process(pid: int) -> None:
+    """Stop a job's process and anything it started (as Dash's own cancel does)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        for child in proc.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        proc.kill()
+        proc.wait(2)
+    except (psutil.NoSuchProcess, psutil.TimeoutExpired):
+        pass
+
+
+def job_board(config: AppConfig | None = None) -> JobBoard:
+    return JobBoard((config or job_config()).cache_dir / JOB_BOARD_DIR)
+
+
+def own_process_pid() -> int | None:
+    """This process's id when it is a job's own process (a child of the server), else ``None``.
+
+    A job called in the server's process (as tests do) must never be stopped by killing
+    its process.
+    """
+    import multiprocessing
+
+    try:
+        import multiprocess
+    except ImportError:  # pragma: no cover - comes with dash[diskcache]
+        multiprocess = multiprocessing
+    child = (multiprocess.parent_process() is not None) or (
+        multiprocessing.parent_process() is not None
+    )
+    return os.getpid() if child else None
+
+
+def job_watch(record: Mapping[str, Any] | None, board: JobBoard | None = None) -> dict[str, Any]:
+    """What the page shows of a job it is not tracking itself (after a reload)."""
+    if record is None:
+        return {"state": "missing"}
+    state = record.get("state")
+    if state == JOB_RUNNING and board is not None and not board.alive(record):
+        state = "lost"
+    return {"state": state, "pct": float(record.get("pct") or 0), "text": record.get("text") or ""}
 
 
 # --------------------------------------------------------------------------- geography
@@ -487,25 +1079,23 @@ def parse_services(text: Any) -> tuple[list[str], list[str]]:
     return [s for s in SERVICES if s in found], unknown
 
 
-def _whole(value: Any) -> int | None:
-    """A whole number >= 0 from a cell (blank = 0); ``None`` when it is not one."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return 0
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(v) or v < 0 or abs(v - round(v)) > 1e-9:
-        return None
-    return int(round(v))
-
-
-def _number(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
+#: Today's capacity at one site, as the sites table names and bounds it. The upper bounds
+#: are far above any site in England (the largest assumed unit has 224 beds).
+SITE_CAPACITY_BOUNDS: dict[str, Bound] = {
+    "inpatient": Bound("Beds", "inpatient beds at the site", 0, 1_000, whole=True, blank="0"),
+    "crisis_house": Bound("Crisis-house places", "places at the site", 0, 200, whole=True, blank="0"),
+    "mobile_team": Bound("Mobile teams", "teams on shift 24/7 at the base", 0, 50, whole=True, blank="0"),
+    "place_of_safety": Bound("Place-of-safety suites", "suites at the site", 0, 20, whole=True, blank="0"),
+}  # fmt: skip
+SITE_POSITION_BOUNDS = {
+    "lat": Bound("Latitude", "degrees north, in Great Britain", 49.0, 61.0),
+    "lon": Bound("Longitude", "degrees east, in Great Britain", -9.0, 3.0),
+}
+SITE_COLUMN_LABELS = {
+    "site_id": "Site id", "name": "Name", "status": "Status", "services": "Services allowed",
+    **{CAPACITY_FIELD[s]: b.label for s, b in SITE_CAPACITY_BOUNDS.items()},
+    "lock": "Lock", "lat": "Latitude", "lon": "Longitude",
+}  # fmt: skip
 
 
 def rows_to_scenario(rows: Sequence[Mapping[str, Any]], scenario: Scenario) -> Scenario:
@@ -529,39 +1119,43 @@ def rows_to_scenario(rows: Sequence[Mapping[str, Any]], scenario: Scenario) -> S
         site_id = str(row.get("site_id") or "").strip()
         name = str(row.get("name") or "").strip()
         if not site_id:
-            bad("site_id", "the site needs an id")
+            bad("Site id", "the site needs an id")
         if not name:
-            bad("name", "the site needs a name")
+            bad("Name", "the site needs a name")
         status = str(row.get("status") or "candidate").strip().lower()
         if status not in ("existing", "candidate"):
-            bad("status", f"'{row.get('status')}' is not 'existing' or 'candidate'")
+            bad("Status", f"'{row.get('status')}' is not 'existing' or 'candidate'")
         services, unknown = parse_services(row.get("services"))
         if base is not None and set(services) == set(base.services):
             services = list(base.services)
         for word in unknown:
-            bad("services", f"unknown service '{word}'; use inpatient, crisis house, mobile team "
+            bad("Services allowed", f"unknown service '{word}'; use inpatient, crisis house, mobile team "
                             "or place of safety, separated by commas")  # fmt: skip
         capacity = {}
         for svc in SERVICES:
             col = CAPACITY_FIELD[svc]
-            v = _whole(row.get(col))
-            if v is None:
-                bad(col, f"'{row.get(col)}' is not a whole number of 0 or more")
+            bound = SITE_CAPACITY_BOUNDS[svc]
+            try:
+                v = int(bound.read(row.get(col)) or 0)
+            except FieldError as err:
+                bad(bound.label, str(err))
                 v = 0
             if v > 0 and svc not in services:
-                bad(col, f"capacity {v} given but '{SERVICE_LABELS[svc]}' is not in the site's "
-                         "services")  # fmt: skip
+                bad(bound.label, f"{bound.label}: {v} given but '{SERVICE_LABELS[svc]}' is not in the "
+                                 "site's services allowed")  # fmt: skip
             capacity[col] = v
         lock = str(row.get("lock") or "free to change")
         if lock not in LOCK_OPTIONS:
-            bad("lock", f"'{lock}' is not one of {', '.join(LOCK_OPTIONS)}")
+            bad("Lock", f"'{lock}' is not one of {', '.join(LOCK_OPTIONS)}")
             lock = "free to change"
-        lat, lon = _number(row.get("lat")), _number(row.get("lon"))
-        if lat is None or not 49.0 <= lat <= 61.0:
-            bad("lat", f"'{row.get('lat')}' is not a latitude in Great Britain (49 to 61)")
-        if lon is None or not -9.0 <= lon <= 3.0:
-            bad("lon", f"'{row.get('lon')}' is not a longitude in Great Britain (-9 to 3)")
-        if lat is None or lon is None or not (49 <= lat <= 61 and -9 <= lon <= 3):
+        position = {}
+        for key, bound in SITE_POSITION_BOUNDS.items():
+            try:
+                position[key] = bound.read(row.get(key))
+            except FieldError as err:
+                bad(bound.label, str(err))
+        lat, lon = position.get("lat"), position.get("lon")
+        if lat is None or lon is None:
             continue
         x, y = lonlat_to_bng([lon], [lat])
         moved = base is None or abs(base.x_m - x[0]) > 2 or abs(base.y_m - y[0]) > 2
@@ -590,7 +1184,9 @@ def _site_problem(p: Problem) -> Problem:
     m = re.match(r"sites\[(\d+)\]\.?(.*)", p.field or "")
     if not m:
         return Problem(SITE_TABLE, p.row, p.field, p.message)
-    return Problem(SITE_TABLE, int(m.group(1)) + 1, m.group(2) or "site", p.message)
+    last = (m.group(2) or "").rpartition(".")[2]
+    field = SITE_COLUMN_LABELS.get(last, m.group(2) or "site")
+    return Problem(SITE_TABLE, int(m.group(1)) + 1, field, p.message)
 
 
 def unique_site_id(taken: Iterable[str], prefix: str = "NEW") -> str:

@@ -11,7 +11,17 @@ import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update, stringify_id
 
 from dashapp.components import error_message, message, page_header, user_trigger
-from dashapp.state import defaults_scenario, scenario_from_store, scenario_to_store, with_sections
+from dashapp.state import (
+    FieldError,
+    check_param,
+    defaults_scenario,
+    human_source,
+    param_bound,
+    param_label,
+    scenario_from_store,
+    scenario_to_store,
+    with_sections,
+)
 from pathways.errors import InputError
 from pathways.scenario import Scenario, apply_preset, parameter_table, with_changes
 
@@ -87,7 +97,8 @@ def parameter_rows(scenario: Scenario) -> list[dict[str, Any]]:
 
 def _field(row: Mapping[str, Any]) -> html.Div:
     path = row["path"]
-    label = row["name"].replace("_", " ").capitalize()
+    label = param_label(path)
+    bound = param_bound(path, row["unit"])
     changed = not _same(row["value"], row["default"])
     control_id: dict[str, str] | None = None
     if path in READ_ONLY:
@@ -100,26 +111,32 @@ def _field(row: Mapping[str, Any]) -> html.Div:
             value=row["value"],
             debounce=True,
             step="any",
+            min=bound.lo,
+            max=bound.hi,
             className="num-input",
         )
     else:
         control_id = {"type": "assumptions-json", "path": path}
         control = dcc.Textarea(id=control_id, value=_json_text(row["value"]), className="json-input",
                                rows=3 if isinstance(row["value"], list) else 6)  # fmt: skip
-    default = row["default"] if _is_number(row["default"]) else "see source"
+    default = f"{row['default']:,g}" if _is_number(row["default"]) else "see the source"
+    range_text = bound.hint() if _is_number(row["default"]) else None
     return html.Div(
         [
             html.Div([html.Label(label, className="param-name",
                                  htmlFor=stringify_id(control_id) if control_id else None),
                       html.Span("changed" if changed else None, className="changed-tag",
                                 id={"type": "assumptions-tag", "path": path}),
-                      html.Div(row["description"], className="param-desc"),
-                      html.Code(path, className="param-path")], className="param-label"),
+                      html.Div(row["description"], className="param-desc")], className="param-label"),
             html.Div([control, html.Div(id={"type": "assumptions-err", "path": path}, className="field-error",
                                         role="alert")], className="param-control"),
-            html.Div([html.Div([html.Span("Unit: ", className="muted"), row["unit"]]),
-                      html.Div([html.Span("Default: ", className="muted"), f"{default}"]),
-                      html.Div([html.Span("Source: ", className="muted"), row["source"]], className="param-source")],
+            html.Div([html.Div([html.Span("Unit: ", className="muted"), bound.unit]),
+                      html.Div([html.Span("Default: ", className="muted"), default]),
+                      html.Div([html.Span("Allowed: ", className="muted"), range_text]) if range_text else None,
+                      html.Div([html.Span("Source: ", className="muted"), human_source(row["source"])],
+                               className="param-source"),
+                      html.Div([html.Span("Name in scenario files: ", className="muted"),
+                                html.Code(path, className="param-path")], className="param-file-name")],
                      className="param-meta"),
         ],
         className="param-row" + (" is-changed" if changed else ""),
@@ -190,6 +207,7 @@ def apply_edits(
     errors: dict[str, str] = {}
     applied = 0
     current = scenario
+    units = {p["path"]: p["unit"] for p in parameter_table()}
     for path, raw in [*numbers.items(), *texts.items()]:
         if path in texts:
             try:
@@ -200,17 +218,19 @@ def apply_edits(
                 )
                 continue
         else:
-            if raw is None or raw == "":
-                errors[path] = "Enter a number."
-                continue
             value = raw
+        try:
+            value = check_param(path, value, units.get(path, ""))
+        except FieldError as err:
+            errors[path] = str(err)
+            continue
         if _same(value, value_at(current, path)):
             continue
         try:
             current = with_changes(current, {path: value})
             applied += 1
         except InputError as err:
-            errors[path] = "; ".join(p.message for p in err.problems)
+            errors[path] = f"{param_label(path)}: " + "; ".join(p.message for p in err.problems)
     return current, errors, applied
 
 

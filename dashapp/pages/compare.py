@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dash
@@ -13,19 +13,25 @@ from dash import Input, Output, State, callback, dash_table, dcc, html, no_updat
 from dashapp import figures
 from dashapp.components import (
     CHART_CONFIG,
+    NHS_LIGHT_GREY,
+    breach_summary,
     data_table_style,
     error_message,
     fmt_value,
     kpi_label,
     message,
     page_header,
+    scroll_table,
+    settings_rows,
     user_trigger,
 )
 from dashapp.state import (
     AppConfig,
     current_config,
+    judge,
     open_store,
     plan_from_result,
+    plan_settings,
     result_is_fresh,
     scenario_from_store,
     scenario_to_store,
@@ -79,6 +85,25 @@ def layout(**_query: str) -> html.Div:
                         "today's capacity as the plan.",
                         className="hint",
                     ),
+                    html.Div(
+                        [
+                            html.P(id="compare-confirm-text"),
+                            html.Button(
+                                "Replace the saved plan",
+                                id="compare-replace",
+                                className="button warning",
+                            ),
+                            html.Button(
+                                "Keep it (choose another name)",
+                                id="compare-keep",
+                                className="button secondary",
+                            ),
+                        ],
+                        id="compare-confirm",
+                        className="message message-warning hidden",
+                        role="alert",
+                    ),
+                    dcc.Store(id="compare-pending"),
                     dcc.Loading(html.Div(id="compare-save-message", **{"aria-live": "polite"})),
                 ],
                 className="panel",
@@ -118,7 +143,22 @@ def layout(**_query: str) -> html.Div:
             html.Div(
                 [
                     html.H2("Side by side", className="h3"),
-                    dash_table.DataTable(id="compare-table", data=[], columns=[], **style),
+                    scroll_table(
+                        dash_table.DataTable(
+                            id="compare-table",
+                            data=[],
+                            columns=[],
+                            **style,
+                            style_data_conditional=[
+                                {"if": {"filter_query": '{kpi} = "Limits"'}, "fontWeight": "bold"},
+                                {
+                                    "if": {"filter_query": '{kpi} = "Settings"'},
+                                    "backgroundColor": NHS_LIGHT_GREY,
+                                    "fontWeight": "bold",
+                                },
+                            ],
+                        )
+                    ),
                     dcc.Graph(
                         id="compare-chart",
                         figure=figures.compare_chart({}, []),
@@ -132,52 +172,127 @@ def layout(**_query: str) -> html.Div:
     )
 
 
+def saved_entry(name: str, config: AppConfig) -> dict[str, Any] | None:
+    """The saved plan (or scenario) called ``name``, if there is one."""
+    store = open_store(config)
+    try:
+        plans = {p["name"]: p for p in store.list_plans()}
+        scenarios = {s["name"]: s for s in store.list_scenarios()}
+    finally:
+        store.close()
+    return plans.get(name) or scenarios.get(name)
+
+
+def facts_of(scenario, plan, settings: Mapping[str, Any] | None = None) -> tuple[dict, list[str]]:
+    """(settings, limits broken) of a plan for a scenario: the settings it was made under
+    (as recorded, else from its solver report and the scenario), judged afresh."""
+    from pathways.constraints import resolve_goals
+    from pathways.instance import prepare
+
+    inst = prepare(scenario)
+    today = evaluate(inst)
+    cards = {"current": today, "plan": evaluate(inst, plan)}
+    base = plan_settings(resolve_goals(inst, today), plan.solver)
+    merged = {**base, **{k: v for k, v in (settings or {}).items() if v is not None}}
+    return merged, judge(inst, cards)["plan"]
+
+
 def save(
-    name: str | None, scenario_data: dict | None, result: dict | None, config: AppConfig
-) -> tuple[Any, bool]:
-    """Save the session's scenario and plan as ``name``: returns (message, saved)."""
+    name: str | None, scenario_data: dict | None, result: dict | None, config: AppConfig,
+    replace: bool = False,
+) -> tuple[Any, bool]:  # fmt: skip
+    """Save the session's scenario and plan as ``name``: returns (message, saved).
+
+    A name already in use is not overwritten unless ``replace``. The scorecard is saved
+    with the settings the plan was made under and the limits it breaks.
+    """
     name = (name or "").strip()
     if not name:
         return message("Type a name first.", "warning"), False
+    if not replace and saved_entry(name, config) is not None:
+        return message(
+            f"A saved plan called '{name}' already exists: nothing was saved.", "warning"
+        ), False
     scenario = scenario_from_store(scenario_data)
     fresh = result_is_fresh(result, scenario)
     plan = plan_from_result(result) if fresh else None
     if plan is not None:
-        card = result["cards"].get("optimised") or evaluate(scenario, plan).to_dict()
+        card = dict(result["cards"].get("optimised") or evaluate(scenario, plan).to_dict())
         what = "the optimised plan"
+        settings = result.get("settings")
     else:
         plan = baseline_plan(scenario).model_copy(update={"name": "current"})
         card = evaluate(scenario).to_dict()
         what = "today's capacity"
+        settings = None
+    card["settings"], card["breaches"] = facts_of(scenario, plan, settings)
     store = open_store(config)
     try:
         store.save_scenario(name, scenario)
         store.save_plan(name, name, plan, scorecard=card)
     finally:
         store.close()
-    return message(f"Saved scenario '{name}' with {what}.", "success"), True
+    verb = "Replaced" if replace else "Saved"
+    note = f"{verb} scenario '{name}' with {what}"
+    broken = card["breaches"]
+    if broken:
+        return message(note + f"; it {breach_summary(broken)}.", "warning", broken), True
+    return message(note + ".", "success"), True
+
+
+def save_flow(trigger: Any, name: str | None, pending: str | None, scenario_data: dict | None,
+              result: dict | None, config: AppConfig) -> tuple:  # fmt: skip
+    """Save, ask before replacing, replace or keep: returns (message, saved, confirm class,
+    confirm text, pending name)."""
+    hidden = "message message-warning hidden"
+    if trigger == "compare-keep":
+        return (message("Nothing was replaced: type another name and save again.", "info"), False,
+                hidden, "", None)  # fmt: skip
+    if trigger == "compare-replace" and pending:
+        note, saved = save(pending, scenario_data, result, config, replace=True)
+        return note, saved, hidden, "", None
+    name = (name or "").strip()
+    entry = saved_entry(name, config) if name else None
+    if entry is not None:
+        when = _when(entry.get("created_at"))
+        who = f" by {entry['user']}" if entry.get("user") else ""
+        text = (f"A saved plan called '{name}' already exists (saved {when}{who}). Replace it with "
+                "this session's scenario and plan?")  # fmt: skip
+        return None, False, "message message-warning", text, name
+    note, saved = save(name, scenario_data, result, config)
+    return note, saved, hidden, "", None
 
 
 @callback(
     Output("compare-save-message", "children"),
     Output("compare-refresh", "data"),
+    Output("compare-confirm", "className"),
+    Output("compare-confirm-text", "children"),
+    Output("compare-pending", "data"),
     Input("compare-save", "n_clicks"),
     Input("compare-name", "n_submit"),
+    Input("compare-replace", "n_clicks"),
+    Input("compare-keep", "n_clicks"),
     State("compare-name", "value"),
+    State("compare-pending", "data"),
     State("app-scenario", "data"),
     State("app-result", "data"),
     State("compare-refresh", "data"),
     prevent_initial_call=True,
 )
-def on_save(_n, _submit, name, scenario_data, result, token):
+def on_save(_n, _submit, _replace, _keep, name, pending, scenario_data, result, token):
+    trigger = user_trigger()
+    if trigger is None:
+        return no_update, no_update, no_update, no_update, no_update
     try:
-        note, saved = save(name, scenario_data, result, current_config())
-        return note, (token or 0) + 1 if saved else no_update
+        note, saved, cls, text, pend = save_flow(trigger, name, pending, scenario_data, result,
+                                                 current_config())  # fmt: skip
+        return note, ((token or 0) + 1 if saved else no_update), cls, text, pend
     except InputError as err:
-        return error_message(err), no_update
+        return error_message(err), no_update, no_update, no_update, no_update
     except Exception as err:  # noqa: BLE001
         log.exception("save failed")
-        return error_message(err), no_update
+        return error_message(err), no_update, no_update, no_update, no_update
 
 
 def saved_rows(config: AppConfig) -> list[dict[str, Any]]:
@@ -203,24 +318,41 @@ def _when(iso: str | None) -> str:
 
 
 def compare(names: Sequence[str], config: AppConfig) -> tuple[list[dict], list[dict], Any]:
-    """Headline KPIs of saved plans side by side: (rows, columns, chart)."""
+    """Headline KPIs of saved plans side by side, then the settings each was made under and
+    the limits it breaks: (rows, columns, chart)."""
     store = open_store(config)
     kpis: dict[str, dict[str, float]] = {}
+    facts: dict[str, tuple[dict, list[str]]] = {}
+    roles: dict[str, str] = {}
     try:
         listed = {p["name"]: p for p in store.list_plans()}
         for name in names:
             plan, card = store.load_plan(name)
+            scenario = store.load_scenario(listed[name]["scenario_name"])
             if not card or "kpis" not in card:
-                scenario = store.load_scenario(listed[name]["scenario_name"])
                 card = evaluate(scenario, plan).to_dict()
             kpis[name] = card["kpis"]
+            facts[name] = facts_of(scenario, plan, card.get("settings"))
+            roles[name] = "current" if plan.name == "current" else "optimised"
     finally:
         store.close()
     keys = [k for k in HEADLINE_KPIS if all(k in v for v in kpis.values())]
     rows = [{"kpi": kpi_label(k), **{n: fmt_value(k, kpis[n].get(k)) for n in kpis}} for k in keys]
+    rows.append({"kpi": "Limits", **{n: _limits_text(facts[n][1]) for n in kpis}})
+    rows.append({"kpi": "Settings", **{n: "" for n in kpis}})
+    labels = [label for label, _ in settings_rows(next(iter(facts.values()))[0])] if facts else []
+    by_plan = {n: dict(settings_rows(facts[n][0])) for n in kpis}
+    for label in dict.fromkeys(labels + [lb for n in kpis for lb in by_plan[n]]):
+        rows.append({"kpi": label, **{n: by_plan[n].get(label, "–") for n in kpis}})
     cols = [{"name": "Measure", "id": "kpi"}] + [{"name": n, "id": n} for n in kpis]
     chart_keys = [k for k in keys if k not in ("inpatient_occupancy",)]
-    return rows, cols, figures.compare_chart(kpis, chart_keys)
+    return rows, cols, figures.compare_chart(kpis, chart_keys, roles)
+
+
+def _limits_text(broken: Sequence[str]) -> str:
+    if not broken:
+        return "meets every limit"
+    return f"{breach_summary(broken).upper()[0]}{breach_summary(broken)[1:]}: " + "; ".join(broken)
 
 
 def load(name: str, config: AppConfig) -> tuple[dict, dict]:
@@ -232,15 +364,18 @@ def load(name: str, config: AppConfig) -> tuple[dict, dict]:
         scenario = store.load_scenario(listed[name]["scenario_name"])
     finally:
         store.close()
-    today = evaluate(scenario).to_dict()
+    if plan.name == "current":
+        return scenario_to_store(scenario), None
+    today = evaluate(scenario)
+    settings, broken = facts_of(scenario, plan, (card or {}).get("settings"))
     result = {
         "scenario_fingerprint": scenario.fingerprint(), "scenario_name": scenario.name,
         "plan": plan.model_dump(mode="json"), "baselines": {},
-        "cards": {"current": today, "optimised": card or evaluate(scenario, plan).to_dict()},
-        "objectives": {}, "budget_gbp": None, "mode": scenario.objective.mode, "seconds": None,
+        "cards": {"current": today.to_dict(), "optimised": card or evaluate(scenario, plan).to_dict()},
+        "objectives": {}, "budget_gbp": settings.get("budget_gbp"), "mode": scenario.objective.mode,
+        "seconds": None, "settings": settings,
+        "breaches": {"current": judge(scenario, {"current": today})["current"], "optimised": broken},
     }  # fmt: skip
-    if plan.name == "current":
-        result = None
     return scenario_to_store(scenario), result
 
 

@@ -1,4 +1,10 @@
-"""Step 4, Optimise: budget, objective and constraints; the solver runs in the background."""
+"""Step 4, Optimise: budget, objective and constraints; the solver runs in the background.
+
+The settings on this page are part of the scenario: each one is checked against its
+bounds and written to the session's scenario as soon as it is typed (so it survives
+other pages and reloads, and a Run uses exactly what the page shows). The time limit
+is a setting of the run, kept in the session's options.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,31 @@ from typing import Any
 import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from dashapp.components import error_data, job_view, message_data, page_header, render_message
-from dashapp.state import result_to_store, scenario_from_store, scenario_to_store
-from pathways.errors import InfeasibleError, InputError
-from pathways.scenario import Scenario, with_changes
+from dashapp.components import (
+    error_data,
+    job_view,
+    message_data,
+    page_header,
+    render_message,
+    status_words,
+    user_trigger,
+)
+from dashapp.state import (
+    SETTING_BOUNDS,
+    TIME_LIMIT,
+    FieldError,
+    apply_settings,
+    field_text,
+    job_board,
+    new_job_id,
+    own_process_pid,
+    result_to_store,
+    scenario_from_store,
+    scenario_to_store,
+    setting_values,
+)
+from pathways.errors import InfeasibleError, InputError, NoPlanInTimeError
+from pathways.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
@@ -22,32 +49,43 @@ dash.register_page(__name__, path="/optimise", name="Optimise", title="Optimise 
                    order=4)  # fmt: skip
 
 DEFAULT_TIME_LIMIT_S = 30
-MAX_TIME_LIMIT_S = 900
+MAX_TIME_LIMIT_S = int(TIME_LIMIT.hi or 900)
+#: Seconds of no typing before a field's value is checked and kept.
+TYPING_PAUSE_S = 0.5
 
-#: Controls on this page: id suffix -> (scenario path, scale from the control to the scenario).
-SETTINGS: dict[str, tuple[str, float]] = {
-    "budget": ("budget.revenue_gbp_per_year", 1e6),
-    "capital": ("budget.capital_gbp", 1e6),
-    "mode": ("objective.mode", 1.0),
-    "oap-target": ("objective.targets.oap_bed_days_per_year_max", 1.0),
-    "admissions-target": ("objective.targets.admissions_per_year_max", 1.0),
-    "mobile-min": ("constraints.mobile_within_standard_share_min", 0.01),
-    "hub-min": ("constraints.hub_service_level_min", 0.01),
-    "ch-travel": ("constraints.crisis_house_travel_mins", 1.0),
-    "ch-share": ("constraints.crisis_house_population_share_min", 0.01),
-    "equity-on": ("constraints.equity.enabled", 1.0),
-    "equity-gap": ("constraints.equity.max_gap_share", 0.01),
+#: Typed settings: field id suffix -> scenario path (bounds and scale in ``SETTING_BOUNDS``).
+NUMBER_FIELDS: dict[str, str] = {
+    "budget": "budget.revenue_gbp_per_year",
+    "capital": "budget.capital_gbp",
+    "oap-target": "objective.targets.oap_bed_days_per_year_max",
+    "admissions-target": "objective.targets.admissions_per_year_max",
+    "mobile-min": "constraints.mobile_within_standard_share_min",
+    "hub-min": "constraints.hub_service_level_min",
+    "ch-travel": "constraints.crisis_house_travel_mins",
+    "ch-share": "constraints.crisis_house_population_share_min",
+    "equity-gap": "constraints.equity.max_gap_share",
 }
+#: Controls on this page, in callback order: the typed fields, then the two choices.
+SETTINGS: tuple[str, ...] = (*NUMBER_FIELDS, "mode", "equity-on")
 CONTROL_IDS = [f"optimise-{k}" for k in SETTINGS]
+ERROR_IDS = [f"optimise-{k}-error" for k in NUMBER_FIELDS]
+MODE_PATH = "objective.mode"
+EQUITY_PATH = "constraints.equity.enabled"
+JOB = "optimise"
 
 
-def _number(label: str, key: str, unit: str, hint: str, **kwargs: Any) -> html.Div:
+def _number(label: str, key: str, unit: str, hint: str) -> html.Div:
     cid = f"optimise-{key}"
+    path = NUMBER_FIELDS.get(key)
+    bound = SETTING_BOUNDS[path][0] if path else TIME_LIMIT
+    hint_id = f"{cid}-hint"
     return html.Div(
         [html.Label(label, htmlFor=cid),
-         html.Div([dcc.Input(id=cid, type="number", min=0, step="any", className="num-input", **kwargs),
+         html.Div([dcc.Input(id=cid, type="text", debounce=TYPING_PAUSE_S, className="num-input",
+                             autoComplete="off"),
                    html.Span(unit, className="unit")], className="input-with-unit"),
-         html.Div(hint, className="hint")],
+         html.Div(f"{hint} {bound.hint()}", id=hint_id, className="hint"),
+         html.Div(id=f"{cid}-error", className="field-error", role="alert")],
         className="form-field",
     )  # fmt: skip
 
@@ -59,7 +97,7 @@ def layout(**_query: str) -> html.Div:
                 "Optimise",
                 "Set the money and the rules; the optimiser suggests how many beds, crisis-house "
                 "places, mobile teams and crisis-line staff to have, and where. It runs in the "
-                "background: you can keep using the other pages.",
+                "background: you can keep using the other pages, or reload this one.",
             ),
             html.Div(
                 [
@@ -70,8 +108,6 @@ def layout(**_query: str) -> html.Div:
                                 "time-limit",
                                 "seconds",
                                 "The best plan found in this time is returned.",
-                                value=DEFAULT_TIME_LIMIT_S,
-                                max=MAX_TIME_LIMIT_S,
                             ),
                             html.Div(
                                 [
@@ -165,35 +201,33 @@ def layout(**_query: str) -> html.Div:
                                 "mobile-min",
                                 "%",
                                 "Blank: no worse than today.",
-                                max=100,
                             ),
                             _number(
                                 "Crisis-line calls answered within target, at least",
                                 "hub-min",
                                 "%",
                                 "Blank: no worse than today.",
-                                max=100,
                             ),
                             _number(
                                 "Crisis-house travel cap",
                                 "ch-travel",
                                 "minutes",
-                                "With the share below: people within this drive of an open crisis house.",
+                                "With the share below: people within this drive of an open "
+                                "crisis house.",
                             ),
                             _number(
                                 "Population within the crisis-house travel cap, at least",
                                 "ch-share",
                                 "%",
                                 "Blank: no coverage rule.",
-                                max=100,
                             ),
                             dcc.Checklist(
                                 id="optimise-equity-on",
                                 className="check-list",
                                 options=[
                                     {
-                                        "label": "Equity rule: the most deprived fifth may not fare worse than the "
-                                        "footprint average",
+                                        "label": "Equity rule: the most deprived fifth may not fare worse "
+                                        "than the footprint average",
                                         "value": "on",
                                     }
                                 ],
@@ -203,7 +237,6 @@ def layout(**_query: str) -> html.Div:
                                 "equity-gap",
                                 "percentage points",
                                 "0 = strictly no worse than average.",
-                                max=100,
                             ),
                         ],
                         className="panel fieldset",
@@ -216,72 +249,133 @@ def layout(**_query: str) -> html.Div:
     )
 
 
+# --------------------------------------------------------------------------- settings
+
+
 def control_values(scenario: Scenario) -> list[Any]:
     """The controls' values for a scenario, in ``SETTINGS`` order."""
-    data = scenario.model_dump(mode="json")
-    out = []
-    for key, (path, scale) in SETTINGS.items():
-        node: Any = data
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if key == "equity-on":
-            out.append(["on"] if node else [])
-        elif key == "mode" or node is None:
-            out.append(node)
-        else:
-            out.append(round(float(node) / scale, 6))
+    typed = setting_values(scenario)
+    out: list[Any] = [typed[path] for path in NUMBER_FIELDS.values()]
+    out.append(scenario.objective.mode)
+    out.append(["on"] if scenario.constraints.equity.enabled else [])
     return out
 
 
+def time_limit_text(options: Mapping[str, Any] | None) -> str:
+    value = (options or {}).get("time_limit_s")
+    return field_text(value if value is not None else DEFAULT_TIME_LIMIT_S)
+
+
+def read_time_limit(raw: Any) -> float:
+    """The time limit typed (blank: the default). Raises ``FieldError``."""
+    value = TIME_LIMIT.read(raw)
+    return float(DEFAULT_TIME_LIMIT_S if value is None else value)
+
+
 @callback(
-    [Output(i, "value") for i in CONTROL_IDS],
+    [*(Output(i, "value") for i in CONTROL_IDS), Output("optimise-time-limit", "value")],
     Input("optimise-init", "data"),
     State("app-scenario", "data"),
+    State("app-options", "data"),
 )
-def on_init(_init, scenario_data):
+def on_init(_init, scenario_data, options):
     try:
-        return control_values(scenario_from_store(scenario_data))
+        return [*control_values(scenario_from_store(scenario_data)), time_limit_text(options)]
     except Exception:  # noqa: BLE001
         log.exception("optimise controls failed")
-        return [no_update] * len(CONTROL_IDS)
+        return [no_update] * (len(CONTROL_IDS) + 1)
 
 
-def settings_changes(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Scenario changes from the controls (blank numbers mean 'no limit' / 'today')."""
-    changes: dict[str, Any] = {}
-    for key, (path, scale) in SETTINGS.items():
-        v = values.get(key)
-        if key == "equity-on":
-            changes[path] = bool(v) and "on" in v
-        elif key == "mode":
-            changes[path] = v or "min_weighted"
-        elif key == "equity-gap":
-            changes[path] = 0.0 if v in (None, "") else float(v) * scale
-        else:
-            changes[path] = None if v in (None, "") else float(v) * scale
-    return changes
+def settings_changes(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(typed values by scenario path, choices by scenario path) from the controls."""
+    raw = {path: values.get(key) for key, path in NUMBER_FIELDS.items()}
+    equity = values.get("equity-on")
+    flags = {MODE_PATH: values.get("mode") or "min_weighted",
+             EQUITY_PATH: bool(equity) and "on" in equity}  # fmt: skip
+    return raw, flags
 
 
-def apply_settings(scenario: Scenario, values: Mapping[str, Any]) -> Scenario:
-    """The scenario with this page's settings (validated: bad values raise InputError)."""
-    return with_changes(scenario, settings_changes(values))
+def apply_controls(
+    scenario: Scenario, values: Mapping[str, Any]
+) -> tuple[Scenario, dict[str, str]]:
+    """The scenario with this page's settings, and a message for each field that is wrong
+    (keyed by field id suffix). Good fields are applied even when others are wrong."""
+    raw, flags = settings_changes(values)
+    new, errors = apply_settings(scenario, raw, flags)
+    by_key = {key: errors[path] for key, path in NUMBER_FIELDS.items() if path in errors}
+    for path in (MODE_PATH, EQUITY_PATH):
+        if path in errors:
+            by_key["mode" if path == MODE_PATH else "equity-gap"] = errors[path]
+    return new, by_key
+
+
+def settings_update(trigger: Any, values: Mapping[str, Any], time_limit: Any,
+                    scenario_data: dict | None, options: dict | None) -> tuple:  # fmt: skip
+    """Keep what the user typed: returns (scenario store, options store, field errors in
+    ``ERROR_IDS`` order, time-limit error). Page renders (no single user change) do nothing."""
+    keep = (no_update, no_update, [no_update] * len(ERROR_IDS), no_update)
+    if trigger is None:
+        return keep
+    scenario = scenario_from_store(scenario_data)
+    new, errors = apply_controls(scenario, values)
+    field_errors = [errors.get(k) for k in NUMBER_FIELDS]
+    try:
+        limit = read_time_limit(time_limit)
+        limit_error = None
+        new_options = {**(options or {}), "time_limit_s": limit}
+        options_out = new_options if new_options != (options or {}) else no_update
+    except FieldError as err:
+        limit_error, options_out = str(err), no_update
+    scenario_out = scenario_to_store(new) if new != scenario else no_update
+    return scenario_out, options_out, field_errors, limit_error
+
+
+@callback(
+    [
+        Output("app-scenario", "data", allow_duplicate=True),
+        Output("app-options", "data", allow_duplicate=True),
+        *(Output(i, "children") for i in ERROR_IDS),
+        Output("optimise-time-limit-error", "children"),
+    ],
+    [*(Input(i, "value") for i in CONTROL_IDS), Input("optimise-time-limit", "value")],
+    [State("app-scenario", "data"), State("app-options", "data")],
+    prevent_initial_call=True,
+)
+def on_settings(*args):
+    *values, time_limit, scenario_data, options = args
+    try:
+        scenario, opts, errors, limit_error = settings_update(
+            user_trigger(), dict(zip(SETTINGS, values, strict=True)), time_limit, scenario_data,
+            options,
+        )  # fmt: skip
+    except Exception:  # noqa: BLE001 - a broken session must not break the page
+        log.exception("optimise settings failed")
+        return [no_update] * (len(ERROR_IDS) + 3)
+    return [scenario, opts, *errors, limit_error]
+
+
+# --------------------------------------------------------------------------- the run
 
 
 def run_optimisation(
     scenario_data: dict | None,
-    values: Mapping[str, Any],
+    values: Mapping[str, Any] | None,
     time_limit_s: float | None,
     progress: Callable[[float, str], None] = lambda pct, text: None,
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """Optimise the session's scenario: returns (result, scenario, status message data)."""
+    """Optimise the session's scenario (with ``values`` from this page's controls, if
+    given): returns (result, scenario, status message data)."""
     from pathways.optimise import SolverOptions, optimise_with_baselines
 
     try:
-        scenario = apply_settings(scenario_from_store(scenario_data), values)
-    except InputError as err:
+        scenario = scenario_from_store(scenario_data)
+        if values:
+            scenario, errors = apply_controls(scenario, values)
+            if errors:
+                raise FieldError(" ".join(errors.values()))
+        limit = read_time_limit(time_limit_s)
+    except (InputError, FieldError) as err:
         return no_update, no_update, error_data(err)
-    limit = float(time_limit_s or DEFAULT_TIME_LIMIT_S)
-    limit = min(max(limit, 2.0), MAX_TIME_LIMIT_S)
     state = {"msg": "starting", "frac": 0.0}
     done = threading.Event()
     start = time.perf_counter()
@@ -297,11 +391,10 @@ def run_optimisation(
 
     ticker = threading.Thread(target=tick, daemon=True)
     ticker.start()
+    options = SolverOptions(time_limit_s=limit, progress=report)
     try:
-        outcome = optimise_with_baselines(
-            scenario, SolverOptions(time_limit_s=limit, progress=report)
-        )
-    except (InfeasibleError, InputError) as err:
+        outcome = optimise_with_baselines(scenario, options)
+    except (InfeasibleError, NoPlanInTimeError, InputError) as err:
         return no_update, scenario_to_store(scenario), error_data(err)
     except Exception as err:  # noqa: BLE001 - shown to the user, logged in full
         log.exception("optimisation failed")
@@ -309,62 +402,158 @@ def run_optimisation(
     finally:
         done.set()
     seconds = time.perf_counter() - start
-    result = result_to_store(scenario, outcome, seconds)
-    rep = outcome.plan.solver
-    found = (
-        "found the best plan"
-        if rep is not None and rep.status == "OPTIMAL"
-        else "found a good plan"
-    )
-    gap = (
-        f" (within {rep.gap:.1%} of the best possible)"
-        if rep is not None and rep.gap is not None
-        else ""
-    )
-    note = message_data(f"The optimiser {found}{gap} in {seconds:.0f} s.", "success", link="/results",
-                        link_text="See the results")  # fmt: skip
-    return result, scenario_to_store(scenario), note
+    result = result_to_store(scenario, outcome, seconds, limit, options.gap)
+    return result, scenario_to_store(scenario), outcome_message(result)
+
+
+def outcome_message(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What the run ended with, in words: how the search ended, and any limit broken."""
+    settings = result.get("settings") or {}
+    status = settings.get("status")
+    seconds = float(result.get("seconds") or 0)
+    broken = (result.get("breaches") or {}).get("optimised") or []
+    words = status_words(settings)
+    if status == "OPTIMAL":
+        head, kind = f"The optimiser found the best plan in {seconds:.0f} s.", "success"
+    elif status == "TIME_LIMIT":
+        head, kind = (
+            f"The optimiser stopped at the time limit after {seconds:.0f} s with a plan.",
+            "success",
+        )
+    elif status == "HEURISTIC":
+        head, kind = (f"The solver found nothing better than the first plan that meets every limit in "
+                      f"{seconds:.0f} s: allow more time for a better plan.", "warning")  # fmt: skip
+    else:
+        head, kind = f"The optimiser returned a plan in {seconds:.0f} s.", "success"
+    lines = [words]
+    if broken:
+        kind = "warning"
+        lines += [f"The plan breaks a limit: {b}" for b in broken]
+    return message_data(head, kind, lines, link="/results", link_text="See the results")
 
 
 # The job's inputs and outputs are session stores of the app shell (``app-optimise-*``),
 # not this page's components: the job keeps going, and its result arrives, while the user
-# is on another page. This page only writes the request and shows the job's state.
+# is on another page. The job also reports to the job board (see state.py), so that a
+# reloaded page can pick it up again (app.py polls the board for jobs it is not tracking).
+
+
+def job_request(
+    values: Mapping[str, Any] | None, time_limit: Any, scenario_data: dict | None
+) -> dict:
+    """What the background job needs, with a fresh job id (so repeating a request runs it again)."""
+    return {"job_id": new_job_id(), "values": dict(values or {}), "time_limit": time_limit,
+            "scenario": scenario_data, "requested_at": time.time()}  # fmt: skip
+
+
+def request_run(values: Mapping[str, Any], time_limit: Any, scenario_data: dict | None) -> tuple:
+    """Start a run: returns (request, session job, scenario store, status message).
+
+    Nothing starts while a setting is wrong; the scenario the job optimises is the
+    session's with this page's settings, written back so that the plan that arrives is
+    the plan for what the page shows.
+    """
+    scenario = scenario_from_store(scenario_data)
+    new, errors = apply_controls(scenario, values)
+    try:
+        limit = read_time_limit(time_limit)
+    except FieldError as err:
+        errors["time-limit"] = str(err)
+    if errors:
+        note = message_data("Fix the settings marked in red, then run the optimiser.", "error",
+                            list(errors.values()))  # fmt: skip
+        return no_update, no_update, no_update, note
+    data = scenario_to_store(new)
+    request = job_request({}, limit, data)
+    with job_board() as board:
+        board.start(request["job_id"], JOB, None)  # the job's process takes it over
+    job = {"id": request["job_id"], "kind": JOB, "started": request["requested_at"]}
+    return request, job, (data if new != scenario else no_update), None
 
 
 @callback(
     Output("app-optimise-request", "data"),
+    Output("app-optimise-job", "data", allow_duplicate=True),
+    Output("app-scenario", "data", allow_duplicate=True),
+    Output("app-optimise-status", "data", allow_duplicate=True),
     Input("optimise-run", "n_clicks"),
-    [State(i, "value") for i in CONTROL_IDS],
-    State("optimise-time-limit", "value"),
-    State("app-scenario", "data"),
+    [
+        *(State(i, "value") for i in CONTROL_IDS),
+        State("optimise-time-limit", "value"),
+        State("app-scenario", "data"),
+    ],
     prevent_initial_call=True,
 )
 def on_request(n_clicks, *args):
     *values, time_limit, scenario_data = args
     if not n_clicks:
-        return no_update
-    return job_request(dict(zip(SETTINGS, values, strict=True)), time_limit, scenario_data)
+        return no_update, no_update, no_update, no_update
+    try:
+        return request_run(dict(zip(SETTINGS, values, strict=True)), time_limit, scenario_data)
+    except Exception as err:  # noqa: BLE001
+        log.exception("optimise request failed")
+        return no_update, no_update, no_update, error_data(err)
 
 
-def job_request(values: Mapping[str, Any], time_limit: Any, scenario_data: dict | None) -> dict:
-    """What the background job needs, stamped so that repeating a request runs it again."""
-    return {"values": dict(values), "time_limit": time_limit, "scenario": scenario_data,
-            "requested_at": time.time()}  # fmt: skip
+CANCELLED = "Optimisation cancelled: no plan was produced, and the plan you had is kept."
+
+
+def cancel_job(job: Mapping[str, Any] | None) -> tuple:
+    """Cancel the session's job: returns (Dash cancel token, job store, watch, status)."""
+    with job_board() as board:
+        board.cancel((job or {}).get("id"))
+    return time.time(), None, None, message_data(CANCELLED, "info")
 
 
 @callback(
     Output("app-optimise-cancel", "data"),
+    Output("app-optimise-job", "data", allow_duplicate=True),
+    Output("app-optimise-watch", "data", allow_duplicate=True),
+    Output("app-optimise-status", "data", allow_duplicate=True),
     Input("optimise-cancel", "n_clicks"),
+    State("app-optimise-job", "data"),
     prevent_initial_call=True,
 )
-def on_cancel(n_clicks):
-    return time.time() if n_clicks else no_update
+def on_cancel(n_clicks, job):
+    if not n_clicks:
+        return no_update, no_update, no_update, no_update
+    return cancel_job(job)
+
+
+def run_job(set_progress: Callable[[list], None], request: Mapping[str, Any] | None, kind: str,
+            work: Callable[[Callable[[float, str], None]], tuple[Any, Any]]) -> tuple:  # fmt: skip
+    """Run a background job's ``work(progress) -> (status, data)`` and report it to the
+    job board. Returns (status, data, job store); nothing when the job was cancelled."""
+    if not request:
+        return no_update, no_update, no_update
+    job_id = request.get("job_id")
+    with job_board() as board:
+        board.start(job_id, kind, own_process_pid())
+    last = [0.0]
+
+    def progress(pct: float, text: str) -> None:
+        set_progress([{"pct": pct, "text": text}])
+        now = time.monotonic()
+        if now - last[0] >= 0.9:
+            last[0] = now
+            with job_board() as b:
+                b.progress(job_id, pct, text)
+
+    set_progress([{"pct": 0, "text": "starting"}])
+    status, data = work(progress)
+    failed = isinstance(status, Mapping) and status.get("kind") == "error"
+    kept_data = None if data is no_update else data
+    with job_board() as board:
+        kept = board.finish(job_id, {"status": status, "data": kept_data}, failed=failed)
+    if not kept:  # cancelled meanwhile: the cancel already said so
+        return no_update, no_update, no_update
+    return status, data, None
 
 
 @callback(
     Output("app-optimise-status", "data"),
     Output("app-result", "data", allow_duplicate=True),
-    Output("app-scenario", "data", allow_duplicate=True),
+    Output("app-optimise-job", "data", allow_duplicate=True),
     Input("app-optimise-request", "data"),
     background=True,
     running=[(Output("app-optimise-running", "data"), True, False)],
@@ -374,18 +563,19 @@ def on_cancel(n_clicks):
     prevent_initial_call=True,
 )
 def on_run(set_progress, request):
-    if not request:
-        return no_update, no_update, no_update
-    set_progress([{"pct": 0, "text": "starting"}])
-    result, scenario, status = run_optimisation(
-        request.get("scenario"), request.get("values") or {}, request.get("time_limit"),
-        lambda pct, text: set_progress([{"pct": pct, "text": text}]),
-    )  # fmt: skip
-    return status, result, scenario
+    def work(progress):
+        result, _scenario, status = run_optimisation(
+            request.get("scenario"), request.get("values") or {}, request.get("time_limit"),
+            progress,
+        )  # fmt: skip
+        return status, result
+
+    return run_job(set_progress, request, JOB, work)
 
 
-# Two views of the job: the controls follow its running/progress side outputs at once;
-# the message waits for the job's result (Dash holds callbacks on a running job's outputs).
+# Two views of the job: the controls follow its running/progress side outputs at once
+# (or, after a reload, what the job board says: ``app-optimise-watch``); the message
+# waits for the job's result.
 
 
 @callback(
@@ -396,9 +586,10 @@ def on_run(set_progress, request):
     Output("optimise-progress-wrap", "className"),
     Input("app-optimise-running", "data"),
     Input("app-optimise-progress", "data"),
+    Input("app-optimise-watch", "data"),
 )
-def on_job_view(running, progress):
-    return job_view(running, progress)
+def on_job_view(running, progress, watch):
+    return job_view(running, progress, watch)
 
 
 @callback(Output("optimise-status", "children"), Input("app-optimise-status", "data"))

@@ -20,29 +20,41 @@ from dashapp.components import (
     NHS_GREEN,
     NHS_RED,
     SERVICE_NAMES,
+    breach_summary,
     data_table_style,
     empty_state,
     error_data,
     error_message,
     fmt_change,
+    fmt_money,
     fmt_value,
     job_view,
     kpi_label,
     message,
     message_data,
     page_header,
+    plan_facts,
     render_message,
+    scroll_table,
+    size_key,
     verdict,
 )
 from dashapp.state import (
+    FRONTIER_MAX,
+    FRONTIER_SECONDS,
+    FieldError,
     area_table,
     current_config,
     footprint_geometry,
+    job_board,
+    new_job_id,
     plan_from_result,
+    plan_judgement,
     result_is_fresh,
     scenario_from_store,
     sites_frame,
 )
+from pathways.errors import InputError
 from pathways.kpis import HEADLINE_KPIS, HIGHER_IS_BETTER, evaluate
 from pathways.scenario import SERVICES, Scenario
 
@@ -67,6 +79,8 @@ EQUITY_KPIS = [
 ]
 FRONTIER_STEPS = 4
 FRONTIER_TIME_LIMIT_S = 15
+FRONTIER_DEFAULT_PCT = 15
+FRONTIER_JOB = "frontier"
 
 
 def layout(**_query: str) -> html.Div:
@@ -89,6 +103,7 @@ def layout(**_query: str) -> html.Div:
                             dcc.Loading(
                                 dcc.Graph(id="results-map", config=MAP_CONFIG), type="circle"
                             ),
+                            html.Div(id="results-map-key"),
                         ],
                         className="panel wide",
                     ),
@@ -110,12 +125,17 @@ def layout(**_query: str) -> html.Div:
                         "ways of spending the same budget, for comparison.",
                         className="hint",
                     ),
-                    dash_table.DataTable(
-                        id="results-scorecard",
-                        data=[],
-                        columns=[],
-                        **style,
-                        style_data_conditional=[],
+                    scroll_table(
+                        dash_table.DataTable(
+                            id="results-scorecard",
+                            data=[],
+                            columns=[],
+                            **style,
+                            style_data_conditional=[],
+                            style_cell_conditional=[
+                                {"if": {"column_id": "kpi"}, "minWidth": "150px"}
+                            ],
+                        )
                     ),
                 ],
                 className="panel",
@@ -141,8 +161,10 @@ def layout(**_query: str) -> html.Div:
                     html.Div(
                         [
                             html.H2("By deprivation quintile (per 100,000 people)", className="h3"),
-                            dash_table.DataTable(
-                                id="results-quintiles", data=[], columns=[], **style
+                            scroll_table(
+                                dash_table.DataTable(
+                                    id="results-quintiles", data=[], columns=[], **style
+                                )
                             ),
                         ],
                         className="panel",
@@ -154,24 +176,26 @@ def layout(**_query: str) -> html.Div:
                 [
                     html.H2("What changed, site by site", className="h3"),
                     html.Div(id="results-changes-note"),
-                    dash_table.DataTable(
-                        id="results-changes",
-                        data=[],
-                        columns=[],
-                        page_size=15,
-                        **style,
-                        style_data_conditional=[
-                            {
-                                "if": {"filter_query": "{change} > 0", "column_id": "change"},
-                                "color": NHS_GREEN,
-                                "fontWeight": "bold",
-                            },
-                            {
-                                "if": {"filter_query": "{change} < 0", "column_id": "change"},
-                                "color": NHS_RED,
-                                "fontWeight": "bold",
-                            },
-                        ],
+                    scroll_table(
+                        dash_table.DataTable(
+                            id="results-changes",
+                            data=[],
+                            columns=[],
+                            page_size=15,
+                            **style,
+                            style_data_conditional=[
+                                {
+                                    "if": {"filter_query": "{change} > 0", "column_id": "change"},
+                                    "color": NHS_GREEN,
+                                    "fontWeight": "bold",
+                                },
+                                {
+                                    "if": {"filter_query": "{change} < 0", "column_id": "change"},
+                                    "color": NHS_RED,
+                                    "fontWeight": "bold",
+                                },
+                            ],
+                        )
                     ),
                 ],
                 className="panel",
@@ -193,16 +217,15 @@ def layout(**_query: str) -> html.Div:
                                         [
                                             dcc.Input(
                                                 id="results-frontier-max",
-                                                type="number",
-                                                value=15,
-                                                min=1,
-                                                max=100,
-                                                className="num-input",
+                                                type="text",
+                                                className="num-input short",
+                                                autoComplete="off",
                                             ),
                                             html.Span("% above today's cost", className="unit"),
                                         ],
                                         className="input-with-unit",
                                     ),
+                                    html.Div(FRONTIER_MAX.hint(), className="hint"),
                                 ],
                                 className="form-field",
                             ),
@@ -211,14 +234,19 @@ def layout(**_query: str) -> html.Div:
                                     html.Label(
                                         "Seconds per budget", htmlFor="results-frontier-time"
                                     ),
-                                    dcc.Input(
-                                        id="results-frontier-time",
-                                        type="number",
-                                        value=FRONTIER_TIME_LIMIT_S,
-                                        min=2,
-                                        max=300,
-                                        className="num-input",
+                                    html.Div(
+                                        [
+                                            dcc.Input(
+                                                id="results-frontier-time",
+                                                type="text",
+                                                className="num-input short",
+                                                autoComplete="off",
+                                            ),
+                                            html.Span("seconds", className="unit"),
+                                        ],
+                                        className="input-with-unit",
                                     ),
+                                    html.Div(FRONTIER_SECONDS.hint(), className="hint"),
                                 ],
                                 className="form-field",
                             ),
@@ -256,6 +284,26 @@ def layout(**_query: str) -> html.Div:
                     ),
                     html.Div(id="results-frontier-status", **{"aria-live": "polite"}),
                     dcc.Graph(id="results-frontier-chart", config=CHART_CONFIG),
+                    scroll_table(
+                        dash_table.DataTable(
+                            id="results-frontier-table",
+                            data=[],
+                            columns=FRONTIER_COLUMNS,
+                            **style,
+                            style_data_conditional=[
+                                {
+                                    "if": {"filter_query": "{bad} >= 2"},
+                                    "backgroundColor": "#fff8e6",
+                                },
+                                {
+                                    "if": {"filter_query": "{bad} = 0", "column_id": "what"},
+                                    "color": NHS_GREEN,
+                                    "fontWeight": "bold",
+                                },
+                            ],
+                        )
+                    ),
+                    dcc.Store(id="results-frontier-init", data=True),
                 ],
                 className="panel",
             ),  # fmt: skip
@@ -280,10 +328,15 @@ def session_cards(
 
 
 def scorecard_rows(
-    cards: Mapping[str, Mapping[str, Any]],
-) -> tuple[list[dict], list[dict], list[dict]]:
-    """Scorecard table rows and columns, and the change-chart rows (optimised vs today)."""
-    names = [n for n in ("current", "pro rata", "greedy marginal", "optimised") if n in cards]
+    cards: Mapping[str, Mapping[str, Any]], breaches: Mapping[str, Any] | None = None,
+) -> tuple[list[dict], list[dict], list[dict]]:  # fmt: skip
+    """Scorecard table rows and columns, and the change-chart rows (optimised vs today).
+
+    Columns run today, optimised, the change and its verdict, then the two simple ways
+    of spending the same budget, so that on a narrow screen the plan comes first. A plan
+    that breaks a limit (``breaches``: plan name -> messages) says so in its heading.
+    """
+    names = [n for n in ("current", "optimised", "pro rata", "greedy marginal") if n in cards]
     names += [n for n in cards if n not in names]
     target = "optimised" if "optimised" in cards else None
     rows, chart = [], []
@@ -305,16 +358,40 @@ def scorecard_rows(
                 chart.append({"label": kpi_label(k), "pct": (float(new) - float(today)) / abs(float(today)) * 100,
                               "verdict": v})  # fmt: skip
         rows.append(row)
-    columns = [{"name": "Measure", "id": "kpi"}] + [
-        {"name": PLAN_NAMES.get(n, n), "id": n} for n in names
-    ]
+
+    def heading(n: str) -> str:
+        broken = (breaches or {}).get(n) or []
+        return PLAN_NAMES.get(n, n) + (f" ({breach_summary(broken)})" if broken else "")
+
+    columns = [{"name": "Measure", "id": "kpi"}, {"name": heading("current"), "id": "current"}]
     if target:
-        columns += [{"name": "Change", "id": "change"}, {"name": "Verdict", "id": "verdict"},
-                    {"name": "Per 100k today", "id": "per_100k_current"},
+        columns += [{"name": heading(target), "id": target}, {"name": "Change", "id": "change"},
+                    {"name": "Verdict", "id": "verdict"}]  # fmt: skip
+    columns += [{"name": heading(n), "id": n} for n in names if n not in ("current", target)]
+    if target:
+        columns += [{"name": "Per 100k today", "id": "per_100k_current"},
                     {"name": "Per 100k optimised", "id": "per_100k_optimised"}]  # fmt: skip
     else:
         columns += [{"name": "Per 100k", "id": "per_100k_current"}]
     return rows, columns, chart
+
+
+def facts_panel(
+    settings: Mapping[str, Any], breaches: Mapping[str, Any], has_plan: bool
+) -> html.Div:
+    """The settings the plan was made under, and every limit a plan on the page breaks."""
+    main = "optimised" if has_plan else "current"
+    title = (
+        "Settings used for this plan"
+        if has_plan
+        else "Budget and standards today's capacity is judged against"
+    )
+    panel = plan_facts(settings, breaches.get(main) or [], title=title, id="results-facts")
+    others = [
+        message(f"{PLAN_NAMES.get(n, n)} {breach_summary(b)}:", "warning", list(b))
+        for n, b in breaches.items() if n != main and b
+    ]  # fmt: skip
+    return html.Div([panel, *others], className="panel facts-panel")
 
 
 def quintile_rows(card: Mapping[str, Any]) -> tuple[list[dict], list[dict]]:
@@ -373,45 +450,81 @@ CHANGE_COLUMNS = [{"name": n, "id": i} for n, i in (
     ("Change", "change"), ("What happens", "what"))]  # fmt: skip
 
 
+#: What an area without a value means, for each map metric (drawn in its own colour).
+MAP_MISSING = {
+    "mobile_response_mins": "No mobile team within reach",
+    "crisis_house_travel_mins": "Beyond reach of any open crisis house",
+    "admissions_per_100k": "No population",
+}
+
+
 def map_values(
     scenario: Scenario, by_area: pd.DataFrame, metric: str
 ) -> tuple[pd.Series, str, Any]:
     q = scenario.queues
     if metric == "crisis_house_travel_mins":
-        return by_area["crisis_house_travel_mins"], "minutes", figures.TRAFFIC
+        return by_area["crisis_house_travel_mins"], "minutes by road", figures.TRAFFIC
     if metric == "admissions_per_100k":
         pop = by_area["population"].replace(0, np.nan)
-        return by_area["admissions_per_year"] / pop * 1e5, "per 100k a year", figures.BLUES
-    return by_area["mobile_travel_mins"] + q.mobile_dispatch_mins, "minutes", figures.TRAFFIC
+        return (
+            by_area["admissions_per_year"] / pop * 1e5,
+            "admissions a year per 100,000",
+            figures.BLUES,
+        )
+    return (
+        by_area["mobile_travel_mins"] + q.mobile_dispatch_mins,
+        "minutes (dispatch and drive)",
+        figures.TRAFFIC,
+    )
 
 
 def plan_map(scenario: Scenario, card, plan, metric: str, tile_url: str | None):
     by_area = card.by_area
     geometry = footprint_geometry(scenario)
-    values, unit, scale = map_values(
-        scenario, by_area, metric if metric in MAP_METRICS else "mobile_response_mins"
-    )
+    metric = metric if metric in MAP_METRICS else "mobile_response_mins"
+    values, unit, scale = map_values(scenario, by_area, metric)
     q = scenario.queues
     rows = by_area.reindex(list(geometry.ids))
     vals = values.reindex(list(geometry.ids))
     names = area_table(scenario)["name"]
+    fmt = "{:,.1f}" if metric == "admissions_per_100k" else "{:,.0f} min"
     hover = [
-        f"<b>{names.get(code, code)}</b> ({code})<br>{MAP_METRICS.get(metric, '')}: {v:,.0f}<br>"
+        f"<b>{names.get(code, code)}</b> ({code})<br>{MAP_METRICS[metric]}: "
+        f"{fmt.format(v) if np.isfinite(v) else MAP_MISSING[metric].lower()}<br>"
         f"mobile standard {q.mobile_standard_rural_mins if r.rural else q.mobile_standard_urban_mins:.0f} min"
         f"{' (rural)' if r.rural else ''}<br>within standard {r.mobile_response_within_standard_share:.0%}<br>"
         f"admissions {r.admissions_per_year:,.1f} a year"
-        for (code, r), v in zip(rows.iterrows(), vals.fillna(np.nan), strict=True)
+        for (code, r), v in zip(rows.iterrows(), vals.astype(float).fillna(np.nan), strict=True)
     ]
     zmax = None
     if metric != "admissions_per_100k":
-        zmax = max(
-            q.mobile_standard_rural_mins, float(np.nanmax(vals)) if np.isfinite(vals).any() else 1.0
-        )
+        finite = vals[np.isfinite(vals.astype(float))]
+        zmax = max(q.mobile_standard_rural_mins, float(finite.max()) if len(finite) else 1.0)
     return figures.area_map(
         geometry, values, hover, colorbar_title=unit, colorscale=scale, zmin=0 if zmax else None, zmax=zmax,
         sites=sites_frame(scenario, plan), with_change=plan is not None, tile_url=tile_url,
-        uirevision=scenario.footprint.model_dump_json(), width_px=760,
+        uirevision=scenario.footprint.model_dump_json(), width_px=760, missing_label=MAP_MISSING[metric],
     )  # fmt: skip
+
+
+def map_key(scenario_data: dict | None, result: dict | None) -> Any:
+    """The key to the plan map's marker sizes."""
+    scenario = scenario_from_store(scenario_data)
+    plan = plan_from_result(result) if result_is_fresh(result, scenario) else None
+    return size_key(figures.marker_size_key(sites_frame(scenario, plan)))
+
+
+@callback(
+    Output("results-map-key", "children"),
+    Input("app-scenario", "data"),
+    Input("app-result", "data"),
+)
+def on_map_key(scenario_data, result):
+    try:
+        return map_key(scenario_data, result)
+    except Exception:  # noqa: BLE001 - the map itself reports problems
+        log.exception("map key failed")
+        return None
 
 
 def build(scenario_data: dict | None, result: dict | None, metric: str | None, equity_kpi: str | None,
@@ -422,17 +535,21 @@ def build(scenario_data: dict | None, result: dict | None, metric: str | None, e
     cards, shown, plan = session_cards(scenario, result)
     if plan is not None:
         secs = result.get("seconds")
-        status = message(f"Showing the optimised plan for '{scenario.name}'"
-                         + (f" (found in {secs:.0f} s)." if secs else "."), "success")  # fmt: skip
+        note = message(f"Showing the optimised plan for '{scenario.name}'"
+                       + (f" (found in {secs:.0f} s)." if secs else "."), "success")  # fmt: skip
     elif result:
-        status = message("The scenario has changed since the last optimisation, so that plan no longer "
-                         "applies. Showing today's capacity: run the optimiser again.", "warning")  # fmt: skip
+        note = message("The scenario has changed since the last optimisation, so that plan no longer "
+                       "applies. Showing today's capacity: run the optimiser again.", "warning")  # fmt: skip
     else:
-        status = message(
+        note = message(
             "Showing today's capacity. Run the optimiser to see a suggested plan.", "info"
         )
-    rows, cols, chart_rows = scorecard_rows(cards)
+    settings, breaches = plan_judgement(scenario, result)
+    status = html.Div([note, facts_panel(settings, breaches, plan is not None)])
+    rows, cols, chart_rows = scorecard_rows(cards, breaches)
     styles = [
+        *({"if": {"column_id": n}, "backgroundColor": "#fdf0ef"} for n, b in breaches.items()
+          if b and n in cards),
         {"if": {"filter_query": '{verdict} = "better"', "column_id": ["change", "verdict"]}, "color": NHS_GREEN,
          "fontWeight": "bold"},
         {"if": {"filter_query": '{verdict} = "worse"', "column_id": ["change", "verdict"]}, "color": NHS_RED,
@@ -440,9 +557,11 @@ def build(scenario_data: dict | None, result: dict | None, metric: str | None, e
     ]  # fmt: skip
     main = cards.get("optimised", cards["current"])
     q_rows, q_cols = quintile_rows(main)
+    shown_plans = [n for n in ("current", "optimised") if n in cards]
     equity = figures.equity_chart(
-        {PLAN_NAMES.get(n, n): c.get("by_imd_quintile", {}) for n, c in cards.items() if n in ("current", "optimised")},
+        {PLAN_NAMES[n]: cards[n].get("by_imd_quintile", {}) for n in shown_plans},
         equity_kpi or "admissions_per_year", dict(EQUITY_KPIS).get(equity_kpi or "admissions_per_year", False),
+        roles={PLAN_NAMES[n]: n for n in shown_plans},
     )  # fmt: skip
     fig = plan_map(scenario, shown, plan, metric or "mobile_response_mins", tile_url)
     changes = change_rows(scenario, plan)
@@ -493,70 +612,181 @@ def frontier_budgets(base_cost: float, max_pct: float, steps: int = FRONTIER_STE
     return [base_cost * (1 + top * i / steps) for i in range(steps + 1)]
 
 
-def compute_frontier(scenario_data: dict | None, max_pct: float | None, seconds: float | None,
+#: What happened at one budget of the frontier: status -> (words, how bad: 0 best .. 3 worst).
+FRONTIER_OUTCOMES: dict[str, tuple[str, int]] = {
+    "OPTIMAL": ("best plan, proven", 0),
+    "TIME_LIMIT": ("best plan found before the time limit", 1),
+    "FEASIBLE": ("best plan found before the time limit", 1),
+    "HEURISTIC": ("first plan meeting every limit (the solver found nothing better in time)", 2),
+    "INFEASIBLE": ("no plan meets the standards at this budget", 2),
+    "NO_PLAN_IN_TIME": ("no plan found in the time allowed", 2),
+}
+WORSE_THAN_TODAY = "worse than today's capacity on the optimiser's measure"
+
+
+def frontier_point(row: Mapping[str, Any], today_objective: float | None) -> dict[str, Any]:
+    """One budget's outcome in words: ``what`` happened, how ``bad`` (0-2), and ``note``s."""
+    status = str(row.get("status") or "")
+    words, bad = FRONTIER_OUTCOMES.get(status, (status.lower().replace("_", " ") or "unknown", 2))
+    notes = []
+    gap = row.get("gap")
+    if status in ("TIME_LIMIT", "FEASIBLE") and gap is not None and math.isfinite(float(gap)):
+        words += f" (within {float(gap):.1%} of the best possible)"
+    objective = row.get("objective")
+    if (today_objective is not None and objective is not None
+            and float(objective) > today_objective * (1 + 1e-6) + 1e-9):  # fmt: skip
+        notes.append(WORSE_THAN_TODAY)
+        bad = max(bad, 2)
+    if row.get("binding") is False:
+        notes.append("the best plan leaves part of this budget unspent")
+    if row.get("message") and status in ("INFEASIBLE", "NO_PLAN_IN_TIME"):
+        notes.append(str(row["message"]))
+    return {"what": words, "bad": bad, "notes": notes}
+
+
+def frontier_summary(
+    rows: list[Mapping[str, Any]], today_objective: float | None
+) -> dict[str, Any]:
+    """The frontier's outcome as a message coloured by its worst budget."""
+    points = [frontier_point(r, today_objective) for r in rows]
+    n = len(rows)
+    counts: dict[str, int] = {}
+    for p in points:
+        counts[p["what"].split(" (")[0]] = counts.get(p["what"].split(" (")[0], 0) + 1
+    worse = sum(WORSE_THAN_TODAY in p["notes"] for p in points)
+    planned = sum(r.get("oap_bed_days_per_year") is not None for r in rows)
+    parts = [f"{k}: {v}" for k, v in counts.items()]
+    if worse:
+        parts.append(f"{WORSE_THAN_TODAY}: {worse}")
+    worst = max((p["bad"] for p in points), default=3)
+    if planned == 0:
+        kind, head = "error", f"No budget of the {n} gave a plan."
+    elif worst == 0:
+        kind, head = "success", f"Frontier computed at {n} budgets: every plan proven best."
+    else:
+        kind, head = (
+            "warning",
+            f"Frontier computed at {n} budgets ({planned} with a plan); not every point is proven best.",
+        )
+    return message_data(head, kind, parts)
+
+
+def compute_frontier(scenario_data: dict | None, max_pct: Any, seconds: Any,
                      progress=lambda pct, text: None) -> tuple:  # fmt: skip
-    """Optimise at budgets from today's cost up: returns (frontier store, status)."""
-    from pathways.optimise import SolverOptions
+    """Optimise at budgets from today's cost up: returns (frontier store, status).
+
+    Raises ``FieldError`` for a range or time that is out of bounds.
+    """
+    from pathways.optimise import SolverOptions, objective_value
     from pathways.optimise.run import frontier
 
+    top = FRONTIER_MAX.read(max_pct)
+    secs = FRONTIER_SECONDS.read(seconds)
     scenario = scenario_from_store(scenario_data)
-    base = evaluate(scenario).kpis["total_cost_gbp_per_year"]
-    budgets = frontier_budgets(base, max_pct or 15)
-    opts = SolverOptions(time_limit_s=float(min(max(seconds or FRONTIER_TIME_LIMIT_S, 2), 300)))
-    parts = []
-    for i, b in enumerate(budgets):
-        progress(
-            100 * i / len(budgets), f"budget {i + 1} of {len(budgets)}: £{b / 1e6:,.1f}M a year"
-        )
-        parts.append(frontier(scenario, [b], opts))
-    df = pd.concat(parts, ignore_index=True)
-    if "oap_bed_days_per_year" in df:
-        d_cost = df["total_cost_gbp_per_year"].diff()
-        d_oap = -df["oap_bed_days_per_year"].diff()
-        df["marginal_gbp_per_oap_bed_day_avoided"] = np.where(d_oap > 1e-6, d_cost / d_oap, np.nan)
-    n_ok = int(df.get("oap_bed_days_per_year", pd.Series(dtype=float)).notna().sum())
+    today = evaluate(scenario)
+    base = today.kpis["total_cost_gbp_per_year"]
+    budgets = frontier_budgets(base, 15 if top is None else top)
+    limit = float(FRONTIER_TIME_LIMIT_S if secs is None else secs)
+
+    def report(msg: str, frac: float) -> None:
+        progress(100 * float(frac), msg.replace("GBP ", "£"))
+
+    df = frontier(scenario, budgets, SolverOptions(time_limit_s=limit, progress=report))
+    today_objective = float(objective_value(today, "min_weighted", scenario.objective.weights))
+    rows = df.replace({np.nan: None}).to_dict("records")
     store = {"scenario_fingerprint": scenario.fingerprint(), "base_cost": base,
-             "rows": df.replace({np.nan: None}).to_dict("records")}  # fmt: skip
-    return store, message_data(
-        f"Frontier computed at {len(budgets)} budgets ({n_ok} feasible).", "success"
-    )
+             "today_objective": today_objective, "rows": rows}  # fmt: skip
+    return store, frontier_summary(rows, today_objective)
 
 
 # Like the optimiser (pages/optimise.py), the frontier job reads and writes shell stores
-# (``app-frontier-*``), so it finishes even if the user leaves this page.
+# (``app-frontier-*``) and reports to the job board, so it finishes even if the user leaves
+# this page, and a reloaded page finds it again.
+
+
+def request_frontier(max_pct: Any, seconds: Any, scenario_data: dict | None) -> tuple:
+    """(request, session job, status): nothing starts while a field is out of bounds."""
+    errors = []
+    for bound, raw in ((FRONTIER_MAX, max_pct), (FRONTIER_SECONDS, seconds)):
+        try:
+            bound.read(raw)
+        except FieldError as err:
+            errors.append(str(err))
+    if errors:
+        return (
+            no_update,
+            no_update,
+            message_data("Fix these, then compute the frontier.", "error", errors),
+        )
+    request = {"job_id": new_job_id(), "max_pct": max_pct, "seconds": seconds,
+               "scenario": scenario_data, "requested_at": time.time()}  # fmt: skip
+    with job_board() as board:
+        board.start(request["job_id"], FRONTIER_JOB, None)
+    return (
+        request,
+        {"id": request["job_id"], "kind": FRONTIER_JOB, "started": request["requested_at"]},
+        None,
+    )
 
 
 @callback(
     Output("app-frontier-request", "data"),
+    Output("app-frontier-job", "data", allow_duplicate=True),
+    Output("app-frontier-status", "data", allow_duplicate=True),
+    Output("app-options", "data", allow_duplicate=True),
     Input("results-frontier-run", "n_clicks"),
     State("results-frontier-max", "value"),
     State("results-frontier-time", "value"),
     State("app-scenario", "data"),
+    State("app-options", "data"),
     prevent_initial_call=True,
 )
-def on_frontier_request(n_clicks, max_pct, seconds, scenario_data):
+def on_frontier_request(n_clicks, max_pct, seconds, scenario_data, options):
     if not n_clicks:
-        return no_update
-    return {
-        "max_pct": max_pct,
-        "seconds": seconds,
-        "scenario": scenario_data,
-        "requested_at": time.time(),
-    }
+        return no_update, no_update, no_update, no_update
+    request, job, status = request_frontier(max_pct, seconds, scenario_data)
+    kept = {**(options or {}), "frontier_max_pct": max_pct, "frontier_seconds": seconds}
+    return request, job, status, (kept if request is not no_update else no_update)
+
+
+@callback(
+    Output("results-frontier-max", "value"),
+    Output("results-frontier-time", "value"),
+    Input("results-frontier-init", "data"),
+    State("app-options", "data"),
+)
+def on_frontier_init(_init, options):
+    options = options or {}
+    return (str(options.get("frontier_max_pct") or FRONTIER_DEFAULT_PCT),
+            str(options.get("frontier_seconds") or FRONTIER_TIME_LIMIT_S))  # fmt: skip
 
 
 @callback(
     Output("app-frontier-cancel", "data"),
+    Output("app-frontier-job", "data", allow_duplicate=True),
+    Output("app-frontier-watch", "data", allow_duplicate=True),
+    Output("app-frontier-status", "data", allow_duplicate=True),
     Input("results-frontier-cancel", "n_clicks"),
+    State("app-frontier-job", "data"),
     prevent_initial_call=True,
 )
-def on_frontier_cancel(n_clicks):
-    return time.time() if n_clicks else no_update
+def on_frontier_cancel(n_clicks, job):
+    if not n_clicks:
+        return no_update, no_update, no_update, no_update
+    with job_board() as board:
+        board.cancel((job or {}).get("id"))
+    return (
+        time.time(),
+        None,
+        None,
+        message_data("Frontier cancelled: no result was produced.", "info"),
+    )
 
 
 @callback(
     Output("app-frontier-status", "data"),
     Output("app-frontier", "data", allow_duplicate=True),
+    Output("app-frontier-job", "data", allow_duplicate=True),
     Input("app-frontier-request", "data"),
     background=True,
     running=[(Output("app-frontier-running", "data"), True, False)],
@@ -566,17 +796,20 @@ def on_frontier_cancel(n_clicks):
     prevent_initial_call=True,
 )
 def on_frontier(set_progress, request):
-    if not request:
-        return no_update, no_update
-    try:
-        store, status = compute_frontier(
-            request.get("scenario"), request.get("max_pct"), request.get("seconds"),
-            lambda p, t: set_progress([{"pct": p, "text": t}]),
-        )  # fmt: skip
-        return status, store
-    except Exception as err:  # noqa: BLE001
-        log.exception("frontier failed")
-        return error_data(err), no_update
+    from dashapp.pages.optimise import run_job
+
+    def work(progress):
+        try:
+            store, status = compute_frontier(
+                request.get("scenario"), request.get("max_pct"), request.get("seconds"), progress
+            )
+            return status, store
+        except Exception as err:  # noqa: BLE001
+            if not isinstance(err, FieldError | InputError):
+                log.exception("frontier failed")
+            return error_data(err), None
+
+    return run_job(set_progress, request, FRONTIER_JOB, work)
 
 
 # Two views of the job: the controls follow its running/progress side outputs at once;
@@ -591,9 +824,10 @@ def on_frontier(set_progress, request):
     Output("results-frontier-wrap", "className"),
     Input("app-frontier-running", "data"),
     Input("app-frontier-progress", "data"),
+    Input("app-frontier-watch", "data"),
 )
-def on_frontier_job_view(running, progress):
-    return job_view(running, progress)
+def on_frontier_job_view(running, progress, watch):
+    return job_view(running, progress, watch)
 
 
 @callback(Output("results-frontier-status", "children"), Input("app-frontier-status", "data"))
@@ -601,20 +835,63 @@ def on_frontier_job_status(status):
     return render_message(status)
 
 
-def frontier_view(scenario_data: dict | None, frontier_data: dict | None, result: dict | None):
+def _frontier_of(scenario_data: dict | None, frontier_data: dict | None) -> dict | None:
     scenario = scenario_from_store(scenario_data)
     if not frontier_data or frontier_data.get("scenario_fingerprint") != scenario.fingerprint():
+        return None
+    return frontier_data
+
+
+def frontier_view(scenario_data: dict | None, frontier_data: dict | None, result: dict | None):
+    scenario = scenario_from_store(scenario_data)
+    data = _frontier_of(scenario_data, frontier_data)
+    if data is None:
         return figures.frontier_chart(None)
-    df = pd.DataFrame(frontier_data.get("rows", []))
+    today = data.get("today_objective")
+    rows = [{**r, "outcome": frontier_point(r, today)} for r in data.get("rows", [])]
+    df = pd.DataFrame(rows)
+    if len(df):
+        df["what"] = [r["outcome"]["what"] for r in rows]
+        df["worse_than_today"] = [WORSE_THAN_TODAY in r["outcome"]["notes"] for r in rows]
     budget = result.get("budget_gbp") if result_is_fresh(result, scenario) else None
     return figures.frontier_chart(df, budget)
 
 
-@callback(Output("results-frontier-chart", "figure"), Input("app-frontier", "data"), State("app-scenario", "data"),
-          State("app-result", "data"))  # fmt: skip
+FRONTIER_COLUMNS = [{"name": n, "id": i} for n, i in (
+    ("Budget", "budget"), ("What happened", "what"), ("Out-of-area bed-days a year", "oap"),
+    ("Admissions a year", "admissions"), ("Plan costs", "cost"), ("Notes", "notes"))]  # fmt: skip
+
+
+def frontier_table(scenario_data: dict | None, frontier_data: dict | None) -> list[dict[str, Any]]:
+    """One row per budget of the frontier: what happened there, in words."""
+    data = _frontier_of(scenario_data, frontier_data)
+    if data is None:
+        return []
+    out = []
+    for r in data.get("rows", []):
+        point = frontier_point(r, data.get("today_objective"))
+        out.append({
+            "budget": f"{fmt_money(r.get('budget_gbp_per_year'))} a year", "what": point["what"],
+            "oap": fmt_value("oap_bed_days_per_year", r.get("oap_bed_days_per_year")),
+            "admissions": fmt_value("admissions_per_year", r.get("admissions_per_year")),
+            "cost": fmt_money(r.get("total_cost_gbp_per_year")), "notes": "; ".join(point["notes"]),
+            "bad": point["bad"],
+        })  # fmt: skip
+    return out
+
+
+@callback(
+    Output("results-frontier-chart", "figure"),
+    Output("results-frontier-table", "data"),
+    Input("app-frontier", "data"),
+    State("app-scenario", "data"),
+    State("app-result", "data"),
+)
 def on_frontier_view(frontier_data, scenario_data, result):
     try:
-        return frontier_view(scenario_data, frontier_data, result)
+        return frontier_view(scenario_data, frontier_data, result), frontier_table(
+            scenario_data, frontier_data
+        )
     except Exception:  # noqa: BLE001
         log.exception("frontier chart failed")
-        return figures.empty_figure("The frontier could not be drawn.")
+        return figures.empty_figure("The frontier could not be drawn."), []

@@ -17,10 +17,14 @@ from dashapp.components import (
     message,
     page_header,
     problems_table,
+    scroll_table,
+    size_key,
     user_trigger,
 )
 from dashapp.state import (
     LOCK_OPTIONS,
+    SITE_CAPACITY_BOUNDS,
+    SITE_COLUMN_LABELS,
     area_table,
     bng_to_lonlat,
     current_config,
@@ -39,6 +43,7 @@ from dashapp.state import (
 )
 from pathways import geography
 from pathways.errors import InputError
+from pathways.scenario import CAPACITY_FIELD
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +53,21 @@ dash.register_page(__name__, path="/services", name="Services", title="Services 
 MAP_HEIGHT = 470
 PAGE_SIZE = 15
 COLUMN_WIDTHS = {"name": "190px", "services": "170px", "lock": "200px", "status": "120px"}
+_NUMERIC = {
+    "inpatient_beds",
+    "crisis_house_places",
+    "mobile_teams",
+    "place_of_safety_suites",
+    "lat",
+    "lon",
+}
+_DROPDOWN = {"status", "lock"}
 COLUMNS: list[dict[str, Any]] = [
-    {"name": "Site id", "id": "site_id"},
-    {"name": "Name", "id": "name"},
-    {"name": "Status", "id": "status", "presentation": "dropdown"},
-    {"name": "Services allowed", "id": "services"},
-    {"name": "Beds", "id": "inpatient_beds", "type": "numeric"},
-    {"name": "Crisis-house places", "id": "crisis_house_places", "type": "numeric"},
-    {"name": "Mobile teams", "id": "mobile_teams", "type": "numeric"},
-    {"name": "Place-of-safety suites", "id": "place_of_safety_suites", "type": "numeric"},
-    {"name": "Lock", "id": "lock", "presentation": "dropdown"},
-    {"name": "Latitude", "id": "lat", "type": "numeric"},
-    {"name": "Longitude", "id": "lon", "type": "numeric"},
-]
+    {"name": label, "id": cid, **({"type": "numeric"} if cid in _NUMERIC else {}),
+     **({"presentation": "dropdown"} if cid in _DROPDOWN else {})}
+    for cid, label in SITE_COLUMN_LABELS.items()
+]  # fmt: skip
+TABLE_PROBLEMS = "Nothing was changed: fix the entries listed below in the sites table."
 
 
 def layout(**_query: str) -> html.Div:
@@ -76,6 +83,7 @@ def layout(**_query: str) -> html.Div:
             html.Div(
                 [
                     dcc.Loading(dcc.Graph(id="services-map", config=MAP_CONFIG), type="circle"),
+                    html.Div(id="services-map-key"),
                     html.P(
                         "Click any area on the map to add a candidate site at its centre. Marker size "
                         "shows capacity; colour shows the service.",
@@ -110,39 +118,49 @@ def layout(**_query: str) -> html.Div:
                         className="toolbar",
                     ),
                     dcc.Loading(html.Div(id="services-message", **{"aria-live": "polite"})),
-                    dash_table.DataTable(
-                        id="services-table",
-                        columns=[{**c, "editable": True} for c in COLUMNS],
-                        data=[],
-                        editable=True,
-                        row_deletable=True,
-                        page_size=PAGE_SIZE,
-                        dropdown={
-                            "status": {
-                                "options": [
-                                    {"label": v, "value": v} for v in ("existing", "candidate")
-                                ],
-                                "clearable": False,
+                    scroll_table(
+                        dash_table.DataTable(
+                            id="services-table",
+                            columns=[{**c, "editable": True} for c in COLUMNS],
+                            data=[],
+                            editable=True,
+                            row_deletable=True,
+                            page_size=PAGE_SIZE,
+                            dropdown={
+                                "status": {
+                                    "options": [
+                                        {"label": v, "value": v} for v in ("existing", "candidate")
+                                    ],
+                                    "clearable": False,
+                                },
+                                "lock": {
+                                    "options": [{"label": v, "value": v} for v in LOCK_OPTIONS],
+                                    "clearable": False,
+                                },
                             },
-                            "lock": {
-                                "options": [{"label": v, "value": v} for v in LOCK_OPTIONS],
-                                "clearable": False,
+                            tooltip_header={
+                                "services": "Services the site may offer: inpatient, crisis house, mobile team, "
+                                "place of safety (comma separated). The optimiser may open these.",
+                                "lock": "Whether the optimiser may shrink or close this site's services.",
+                                "lat": "WGS84 latitude, 49 to 61 (edit to move the site).",
+                                "lon": "WGS84 longitude, -9 to 3 (edit to move the site).",
+                                **{
+                                    CAPACITY_FIELD[svc]: b.hint()
+                                    for svc, b in SITE_CAPACITY_BOUNDS.items()
+                                },
                             },
-                        },
-                        tooltip_header={
-                            "services": "Services the site may offer: inpatient, crisis house, mobile team, "
-                            "place of safety (comma separated). The optimiser may open these.",
-                            "lock": "Whether the optimiser may shrink or close this site's services.",
-                            "lat": "WGS84 latitude (edit to move the site).",
-                        },
-                        css=[
-                            {"selector": ".Select-menu-outer", "rule": "display: block !important"}
-                        ],
-                        style_cell_conditional=[
-                            {"if": {"column_id": c}, "minWidth": w, "width": w}
-                            for c, w in COLUMN_WIDTHS.items()
-                        ],
-                        **style,
+                            css=[
+                                {
+                                    "selector": ".Select-menu-outer",
+                                    "rule": "display: block !important",
+                                }
+                            ],
+                            style_cell_conditional=[
+                                {"if": {"column_id": c}, "minWidth": w, "width": w}
+                                for c, w in COLUMN_WIDTHS.items()
+                            ],
+                            **style,
+                        )
                     ),
                 ],
                 className="panel",
@@ -214,7 +232,9 @@ def update_sites(
     try:
         new = rows_to_scenario(rows, scenario)
     except InputError as err:
-        return no_update, rows, problems_table(problem_rows(err), "services-problems")
+        n = len(err.problems)
+        heading = f"{n} problem{'s' if n != 1 else ''} in the sites table. " + TABLE_PROBLEMS
+        return no_update, rows, problems_table(problem_rows(err), "services-problems", heading)
     if note is None:
         note = message(f"Saved: {len(new.sites)} sites.", "success")
     out_rows = site_rows(new)
@@ -276,10 +296,15 @@ def render(scenario_data: dict | None, tile_url: str | None):
     )  # fmt: skip
 
 
-@callback(Output("services-map", "figure"), Input("app-scenario", "data"))
+@callback(
+    Output("services-map", "figure"),
+    Output("services-map-key", "children"),
+    Input("app-scenario", "data"),
+)
 def on_render(scenario_data):
     try:
-        return render(scenario_data, current_config().tile_url)
+        key = size_key(figures.marker_size_key(sites_frame(scenario_from_store(scenario_data))))
+        return render(scenario_data, current_config().tile_url), key
     except Exception:  # noqa: BLE001
         log.exception("services map failed")
-        return figures.empty_figure("The map could not be drawn.")
+        return figures.empty_figure("The map could not be drawn."), None

@@ -84,3 +84,57 @@ def test_unexpected_errors_become_a_message(monkeypatch, caplog):
     app_module.report_callback_error(InputError(Problem("sites.csv", 3, "name", "name is missing")))
     text = str(shown["app-alert"]["children"].children[1].children[0].children)
     assert text == "sites.csv, row 3, field 'name': name is missing"
+
+
+def test_every_page_layout_builds(client):
+    import sys
+
+    for name in (
+        "footprint",
+        "services",
+        "assumptions",
+        "optimise",
+        "results",
+        "compare",
+        "export",
+    ):
+        assert sys.modules[f"dashapp.pages.{name}"].layout() is not None
+
+
+def test_the_session_keeps_jobs_and_options_across_reloads(client):
+    layout = client.get("/_dash-layout").json
+    stores = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            props = node.get("props", {})
+            if node.get("type") == "Store":
+                stores[props["id"]] = props.get("storage_type")
+            for v in props.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(layout)
+    assert (
+        stores["app-optimise-job"]
+        == stores["app-frontier-job"]
+        == stores["app-options"]
+        == "session"
+    )
+    assert stores["app-optimise-request"] is None  # a page load's own request is not kept
+    assert app_module.orphan({"id": "x"}, None) and not app_module.orphan(
+        {"id": "x"}, {"job_id": "x"}
+    )
+    assert not app_module.orphan(None, None)
+
+
+def test_money_has_one_format():
+    from dashapp.components import fmt_change, fmt_value
+
+    assert fmt_value("total_cost_gbp_per_year", 60e6) == "£60.00M"
+    assert fmt_value("oap_cost_gbp_per_year", 101_234) == "£101,234"  # never "£0.10M"
+    assert fmt_value("oap_cost_gbp_per_year", 14_823) == "£14,823"
+    assert fmt_change("total_cost_gbp_per_year", 61e6, 60e6) == "+£1.00M"
+    assert fmt_change("oap_cost_gbp_per_year", 1e5, 2e5) == "−£100,000"

@@ -170,3 +170,87 @@ def test_capacity_chart_and_empty_figure():
     assert list(fig.data[0].y)[0] == 300
     assert figures.capacity_chart({}).layout.annotations
     assert figures.empty_figure("hello").layout.annotations[0].text == "hello"
+
+
+def test_each_plan_role_has_one_colour_everywhere():
+    assert figures.plan_colours(["current", "optimised", "optimised"]) == [
+        figures.PLAN_ROLE_COLOURS["current"],
+        figures.PLAN_ROLE_COLOURS["optimised"],
+        figures.OPTIMISED_SHADES[1],
+    ]
+    cards = {"a plan": {"admissions_per_year": 80.0}, "b today": {"admissions_per_year": 100.0}}
+    fig = figures.compare_chart(
+        cards, ["admissions_per_year"], {"a plan": "optimised", "b today": "current"}
+    )
+    colours = {t.name: t.marker.color for t in fig.data}
+    equity = figures.equity_chart({"Today": {"admissions_per_year": {"1": 1.0}}, "Optimised": {"admissions_per_year": {"1": 1.0}}},
+                                  "admissions_per_year", per_100k=False)  # fmt: skip
+    assert colours["b today"] == equity.data[0].marker.color == figures.PLAN_ROLE_COLOURS["current"]
+    assert (
+        colours["a plan"] == equity.data[1].marker.color == figures.PLAN_ROLE_COLOURS["optimised"]
+    )
+
+
+def test_areas_without_a_value_get_their_own_colour_and_legend_entry():
+    geo = _geometry()
+    values = pd.Series([1.0, float("nan"), 3.0], index=list(geo.ids))
+    fig = figures.area_map(geo, values, ["a", "b", "c"], missing_label="Beyond reach")
+    beyond = [t for t in fig.data if t.name == "Beyond reach"]
+    assert len(beyond) == 1 and list(beyond[0].locations) == ["A1"] and beyond[0].showlegend
+    assert beyond[0].colorscale[0][1] == figures.BEYOND_REACH_COLOUR
+    assert not [
+        t
+        for t in figures.area_map(geo, values.fillna(2.0), missing_label="x").data
+        if t.name == "x"
+    ]
+
+
+def test_map_colour_bar_and_legend_sit_under_the_map_and_the_view_refits():
+    fig = figures.area_map(_geometry(), sites=_sites())
+    bar = fig.data[0].colorbar
+    assert bar.orientation == "h" and bar.y < 0 and fig.layout.legend.y < 0
+    assert list(fig.layout.meta["fit_bounds"]) == list(_geometry().bounds)
+
+
+def test_marker_size_key_matches_the_markers():
+    key = figures.marker_size_key(_sites())
+    assert [k["service"] for k in key] == ["inpatient", "mobile_team"]
+    beds = key[0]
+    assert beds["sizes"][-1] == (40.0, figures.MARKER_SIZES["inpatient"][1])
+    marker = next(t for t in figures.site_traces(_sites()) if t.name == "Inpatient beds")
+    assert max(marker.marker.size) == beds["sizes"][-1][1]
+    assert figures.marker_size_key(None) == []
+
+
+def test_change_chart_labels_sit_above_the_bars_so_they_never_clip():
+    fig = figures.scorecard_chart([{"label": "Crisis-line calls answered within target", "pct": 2.0,
+                                    "verdict": "better"}])  # fmt: skip
+    assert fig.layout.yaxis.showticklabels is False
+    assert fig.layout.annotations[0].text == "Crisis-line calls answered within target: +2.0%"
+    assert fig.layout.annotations[0].xanchor == "left"
+
+
+def test_frontier_chart_marks_each_outcome():
+    df = pd.DataFrame({"budget_gbp_per_year": [1e6, 2e6, 3e6, 4e6], "status": ["INFEASIBLE", "HEURISTIC", "TIME_LIMIT", "OPTIMAL"],
+                       "gap": [None, None, 0.05, 0.0], "oap_bed_days_per_year": [None, 60.0, 50.0, 40.0],
+                       "admissions_per_year": [None, 11.0, 10.0, 9.0], "worse_than_today": [False, True, False, False],
+                       "what": ["no plan meets the standards at this budget", "", "", ""]})  # fmt: skip
+    fig = figures.frontier_chart(df)
+    assert list(fig.data[0].marker.symbol) == ["square-open", "circle-open", "circle"]
+    assert list(fig.data[0].marker.line.color) == [
+        figures.NHS_RED,
+        figures.NHS_BLUE,
+        figures.NHS_BLUE,
+    ]
+    assert "worse than today" in fig.data[0].customdata[0]
+    none = next(t for t in fig.data if t.name == "No plan at this budget")
+    assert list(none.x) == [1.0] and "no plan meets" in none.customdata[0]
+
+
+def test_empty_figure_text_wraps_for_a_phone():
+    text = (
+        figures.empty_figure("Run the optimiser to compare a plan with today.")
+        .layout.annotations[0]
+        .text
+    )
+    assert "<br>" in text and max(len(part) for part in text.split("<br>")) <= 34

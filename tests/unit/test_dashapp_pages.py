@@ -156,7 +156,11 @@ def test_invalid_edit_keeps_the_scenario_and_explains(pages, demo):
     scenario, out_rows, note = pages.services.update_sites("edit", rows, None, None, None, demo)
     assert scenario is no_update
     assert out_rows[2]["inpatient_beds"] == -3  # the user's entry stays visible
-    assert "inpatient_beds" in _text(note) and "3" in _text(note)
+    text = _text(note)
+    # names the row and the column as the table shows them, and what is allowed; it is an
+    # edit, not an upload
+    assert "Beds" in text and " 3 " in text and "between 0 and 1,000" in text
+    assert "upload" not in text.lower() and "Nothing was changed" in text
 
 
 def test_clicking_an_area_adds_a_candidate_there(pages, demo):
@@ -306,10 +310,11 @@ def test_page_render_calls_are_not_edits(pages, demo):
 def test_optimise_controls_round_trip(pages):
     s = state.demo_scenario()
     values = dict(zip(pages.optimise.SETTINGS, pages.optimise.control_values(s), strict=True))
-    assert values["mobile-min"] == pytest.approx(
+    assert float(values["mobile-min"]) == pytest.approx(
         s.constraints.mobile_within_standard_share_min * 100
     )
-    again = pages.optimise.apply_settings(s, values)
+    again, errors = pages.optimise.apply_controls(s, values)
+    assert not errors
     assert (
         again.constraints == s.constraints
         and again.budget == s.budget
@@ -328,7 +333,9 @@ def test_optimise_settings_validated(pages, demo):
     values["mobile-min"] = 150
     result, scenario, status = pages.optimise.run_optimisation(demo, values, 5)
     assert result is no_update and scenario is no_update
-    assert "mobile_within_standard_share_min" in _text(status)
+    assert "Mobile responses within the response standard must be between 0 and 100 (%)" in _text(
+        status
+    )
 
 
 def test_run_optimisation_stores_a_fresh_result(pages, demo, monkeypatch):
@@ -356,7 +363,12 @@ def test_run_optimisation_stores_a_fresh_result(pages, demo, monkeypatch):
     assert s.budget.revenue_gbp_per_year == pytest.approx(61.5e6)
     assert state.result_is_fresh(result, s)
     assert set(result["cards"]) == {"current", "optimised"}
-    assert status["kind"] == "success" and status["link"] == "/results"
+    assert status["link"] == "/results"
+    # the result says what it was made under, and judges every plan against the limits:
+    # this plan leaves mobile responses at today's 70%, below the scenario's 80% minimum
+    assert result["settings"]["time_limit_s"] == 5 and result["settings"]["budget_gbp"] == 6e7
+    assert any("mobile responses" in b for b in result["breaches"]["optimised"])
+    assert status["kind"] == "warning" and "breaks a limit" in _text(status)
 
 
 def test_infeasible_optimisation_explains_why(pages, demo, monkeypatch):
@@ -522,7 +534,7 @@ def test_geopackage_has_sites_and_areas_and_suppresses_small_counts(pages, demo,
         return path
 
     on = layers(True)
-    assert {name for name, _ in pyogrio.list_layers(on)} == {"sites", "areas"}
+    assert {name for name, _ in pyogrio.list_layers(on)} == {"sites", "areas", "plan_settings"}
     import geopandas as gpd
 
     areas = gpd.read_file(on, layer="areas")
@@ -532,7 +544,9 @@ def test_geopackage_has_sites_and_areas_and_suppresses_small_counts(pages, demo,
     flag = areas["admissions_per_year_suppressed"]
     assert flag.any() and (areas["admissions_per_year"].isna() == flag).all()
     raw = gpd.read_file(layers(False), layer="areas")
-    assert raw["admissions_per_year"].notna().all() and not raw["admissions_per_year_suppressed"].any()
+    assert (
+        raw["admissions_per_year"].notna().all() and not raw["admissions_per_year_suppressed"].any()
+    )
     sites = gpd.read_file(on, layer="sites")
     assert len(sites) == len(demo["sites"]) and "inpatient_plan" in sites.columns
 
@@ -541,9 +555,12 @@ def test_csv_and_report_exports(pages, demo):
     s = state.scenario_from_store(demo)
     result = _fresh_result(s)
     csv = pages.export.make_file("export-csv", demo, result, True)["content"]
-    assert csv.splitlines()[0].startswith("measure,current,optimised,")
+    table = [line for line in csv.splitlines() if not line.startswith("#")]  # settings come first
+    assert table[0].startswith("measure,current,optimised,")
     sites = pages.export.make_file("export-sites-csv", demo, result, True)["content"]
-    assert "inpatient_change" in sites.splitlines()[0]
+    assert (
+        "inpatient_change" in [line for line in sites.splitlines() if not line.startswith("#")][0]
+    )
     report = pages.export.make_file("export-html", demo, result, True)["content"]
     assert report.startswith("<!doctype html>") and "<script" not in report
     assert "Balanced scorecard" in report and "What changes, site by site" in report
@@ -572,10 +589,10 @@ def test_background_job_reads_the_request_and_reports_progress(pages, demo, monk
     )
     request = pages.optimise.job_request(values, 5, demo)
     reported = []
-    status, result, scenario = pages.optimise.on_run(reported.append, request)
+    status, result, job = pages.optimise.on_run(reported.append, request)
     assert reported[0] == [{"pct": 0, "text": "starting"}]
     assert status["kind"] == "error" and "locked services" in _text(status)
-    assert result is no_update and state.scenario_from_store(scenario).name == demo["name"]
+    assert result is no_update and job is None  # the session forgets the finished job
     assert pages.optimise.on_run(reported.append, None) == (no_update, no_update, no_update)
 
 
@@ -598,16 +615,316 @@ def test_frontier_job_stores_rows_for_this_scenario(pages, demo, monkeypatch):
     import pathways.optimise.run as run
 
     def fake_frontier(scenario, budgets, opts):
-        b = budgets[0]
-        return pd.DataFrame([{"budget_gbp_per_year": b, "status": "OPTIMAL", "gap": 0.0,
-                              "oap_bed_days_per_year": 1e9 / b, "admissions_per_year": 3000.0,
-                              "total_cost_gbp_per_year": b}])  # fmt: skip
+        rows = []
+        for i, b in enumerate(budgets):
+            opts.progress(f"budget {i + 1}/{len(budgets)}: GBP {b / 1e6:,.1f}M", i / len(budgets))
+            rows.append({"budget_gbp_per_year": b, "status": "OPTIMAL", "gap": 0.0, "objective": 0.0,
+                         "oap_bed_days_per_year": 1e9 / b, "admissions_per_year": 3000.0,
+                         "total_cost_gbp_per_year": b})  # fmt: skip
+        return pd.DataFrame(rows)
 
     monkeypatch.setattr(run, "frontier", fake_frontier)
     steps = []
     store, status = pages.results.compute_frontier(demo, 10, 3, lambda p, t: steps.append(t))
     assert len(store["rows"]) == len(steps) == pages.results.FRONTIER_STEPS + 1
+    assert steps[0].startswith("budget 1/5: £")
     assert store["scenario_fingerprint"] == state.scenario_from_store(demo).fingerprint()
-    assert "5 budgets (5 feasible)" in _text(status)
+    assert status["kind"] == "success" and "every plan proven best" in _text(status)
     fig = pages.results.frontier_view(demo, store, None)
     assert list(fig.data[0].y) == sorted(fig.data[0].y, reverse=True)
+
+
+# --------------------------------------------------------------------------- settings persist
+
+
+def _controls(pages, scenario=None) -> dict:
+    s = scenario or state.demo_scenario()
+    return dict(zip(pages.optimise.SETTINGS, pages.optimise.control_values(s), strict=True))
+
+
+def test_typed_optimise_settings_are_kept_in_the_scenario(pages, demo):
+    values = _controls(pages)
+    values["budget"] = "61.7"
+    scenario, options, errors, limit_error = pages.optimise.settings_update(
+        "optimise-budget", values, "45", demo, {}
+    )
+    s = state.scenario_from_store(scenario)
+    assert s.budget.revenue_gbp_per_year == pytest.approx(61.7e6)
+    assert options == {"time_limit_s": 45.0} and not any(errors) and limit_error is None
+    # coming back to the page (or reloading it) shows what was typed
+    shown = pages.optimise.on_init(True, scenario, options)
+    assert (
+        shown[pages.optimise.CONTROL_IDS.index("optimise-budget")] == "61.7" and shown[-1] == "45"
+    )
+    # a page render is not an edit
+    assert pages.optimise.settings_update(None, values, "45", demo, {})[0] is no_update
+
+
+def test_a_bad_optimise_setting_is_refused_at_its_field_and_blocks_the_run(pages, demo):
+    values = _controls(pages)
+    values["budget"] = "abc"
+    values["mobile-min"] = "85"
+    scenario, _opts, errors, _ = pages.optimise.settings_update(
+        "optimise-budget", values, "30", demo, {}
+    )
+    s = state.scenario_from_store(scenario)
+    assert s.budget.revenue_gbp_per_year == 60e6  # not today's spend, not changed
+    assert s.constraints.mobile_within_standard_share_min == pytest.approx(
+        0.85
+    )  # the good one applies
+    budget_error = errors[list(pages.optimise.NUMBER_FIELDS).index("budget")]
+    assert budget_error.startswith("Revenue budget: 'abc' is not a number")
+    request, job, _, note = pages.optimise.request_run(values, "30", demo)
+    assert request is no_update and job is no_update
+    assert note["kind"] == "error" and "Revenue budget" in _text(note)
+    _, _, _, limit_error = pages.optimise.settings_update("optimise-time-limit", _controls(pages), "1e12",
+                                                          demo, {})  # fmt: skip
+    assert limit_error.startswith("Time limit must be between 2 and 900 (seconds)")
+
+
+def _fake_optimiser(monkeypatch):
+    import pathways.optimise as opt
+
+    def fake(scenario, options):
+        from pathways.plan import SolverReport
+
+        options.progress("solving", 0.5)
+        r = _fresh_result(scenario)
+        plan = Plan.model_validate(r["plan"]).model_copy(
+            update={"solver": SolverReport(status="TIME_LIMIT", gap=0.04, message="")}
+        )
+        cards = {"current": evaluate(scenario), "optimised": evaluate(scenario, plan)}
+        return opt.OptimiseResult(plan=plan, baselines={}, cards=cards, objectives={},
+                                  goals=types.SimpleNamespace(budget_gbp=6e7, mode="min_weighted"))  # fmt: skip
+
+    monkeypatch.setattr(opt, "optimise_with_baselines", fake)
+
+
+def test_a_reloaded_page_finds_its_running_job_and_its_result(pages, demo, monkeypatch):
+    from dashapp import app as app_module
+
+    _fake_optimiser(monkeypatch)
+    request, job, _scenario, note = pages.optimise.request_run(_controls(pages), "5", demo)
+    assert note is None and job["id"] == request["job_id"]
+    # the page that started the job tracks it itself: the poll leaves it alone
+    assert not app_module.orphan(job, request)
+    assert app_module.poll_job("optimise", job, request) == (no_update,) * 4
+    # after a reload the page has the session's job but not the request: it is followed
+    assert app_module.orphan(job, None)
+    with state.job_board() as board:
+        board.progress(job["id"], 30, "solving")
+    watch, status, result, kept = app_module.poll_job("optimise", job, None)
+    assert watch["state"] == "running" and watch["pct"] == 30 and status is no_update
+    from dashapp.components import job_state
+
+    busy, pct, text = job_state(None, None, watch)
+    assert busy and pct == 30 and "reloaded" in text
+    assert pages.optimise.on_job_view(None, None, watch)[:2] == (True, False)  # Cancel is live
+    # the job finishes while nobody tracks it; the reloaded page delivers its result
+    status, data, cleared = pages.optimise.on_run(lambda p: None, request)
+    watch, status2, result, kept = app_module.poll_job("optimise", job, None)
+    assert watch is None and kept is None and status2 == status
+    assert state.result_is_fresh(result, state.scenario_from_store(request["scenario"]))
+
+
+def test_cancel_after_a_reload_stops_the_job(pages, demo):
+    import subprocess
+    import sys
+
+    from dashapp import app as app_module
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        job = {"id": state.new_job_id(), "kind": "optimise"}
+        with state.job_board() as board:
+            board.start(job["id"], "optimise", proc.pid)
+        token, session_job, watch, status = pages.optimise.cancel_job(job)
+        proc.wait(timeout=10)  # stopped, not left burning a core
+        assert token and session_job is None and watch is None and "cancelled" in _text(status)
+        with state.job_board() as board:
+            assert board.get(job["id"])["state"] == state.JOB_CANCELLED
+        assert app_module.poll_job("optimise", job, None)[2] is no_update  # no result arrives
+    finally:
+        proc.kill()
+
+
+def test_a_job_whose_process_died_is_reported_not_left_spinning(pages, demo):
+    from dashapp import app as app_module
+
+    job = {"id": state.new_job_id(), "kind": "frontier"}
+    with state.job_board() as board:
+        board.start(job["id"], "frontier", None)
+        rec = board.get(job["id"])
+        rec["updated"] -= state.JOB_SILENT_S + 1
+        board._put(job["id"], rec)
+    watch, status, data, kept = app_module.poll_job("frontier", job, None)
+    assert (
+        watch is None
+        and kept is None
+        and status["kind"] == "warning"
+        and "Run it again" in _text(status)
+    )
+
+
+# --------------------------------------------------------------------------- bounds on other pages
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "words"),
+    [("demand.growth_factor", 1e12, "Demand growth factor must be greater than 0 and at most 10"),
+     ("queues.inpatient_los_days", 1e12, "Inpatient length of stay must be greater than 0 and at most 365"),
+     ("costs.mobile_team_gbp_per_year", 1e12, "Cost of a mobile crisis team must be between 0 and 20,000,000")],
+)  # fmt: skip
+def test_assumptions_out_of_bounds_are_refused_naming_the_field(pages, demo, path, value, words):
+    scenario, _, errors, _, note = pages.assumptions.edit(
+        {"type": "assumptions-num", "path": path}, {path: value}, {}, [path], demo
+    )
+    assert scenario is no_update and errors[0].startswith(words)
+    assert "could not be used" in _text(note)
+
+
+def test_assumptions_show_human_labels_units_and_sources(pages):
+    text = str(pages.assumptions.form(state.demo_scenario()))
+    assert "Crisis-line call handling time" in text and "seconds per call" in text
+    assert "Hub aht seconds" not in text and "PARAMETERS.md" not in text and "GBP" not in text
+
+
+def test_services_edit_problems_are_not_called_an_upload(pages, demo):
+    rows = state.site_rows(state.scenario_from_store(demo))
+    rows[0]["inpatient_beds"] = 1e12
+    scenario, _, note = pages.services.update_sites("edit", rows, None, None, None, demo)
+    text = _text(note)
+    assert scenario is no_update and "Beds must be between 0 and 1,000" in text
+    assert "file could not be used" not in text and "upload" not in text.lower()
+
+
+# --------------------------------------------------------------------------- settings shown
+
+
+def _optimised_result(pages, demo, monkeypatch) -> dict:
+    _fake_optimiser(monkeypatch)
+    result, _, _ = pages.optimise.run_optimisation(demo, {}, 5)
+    return result
+
+
+def test_results_state_the_settings_and_mark_broken_limits(pages, demo, monkeypatch):
+    result = _optimised_result(pages, demo, monkeypatch)
+    out = pages.results.build(demo, result, None, None, None)
+    status, cols, styles = _text(out[0]), out[4], out[5]
+    assert "Settings used for this plan" in status
+    assert "Revenue budget £60.00M a year" in status and "Time limit 5 seconds" in status
+    assert "breaks 1 limit" in status and "below the minimum of 80.0%" in status
+    names = {c["id"]: c["name"] for c in cols}
+    assert names["optimised"] == "Optimised (breaks 1 limit)"
+    assert [c["id"] for c in cols][:3] == ["kpi", "current", "optimised"]  # the plan comes first
+    assert any(st.get("if", {}).get("column_id") == "optimised" for st in styles)
+    # without a plan, today's capacity is judged against the same limits
+    status = _text(pages.results.build(demo, None, None, None, None)[0])
+    assert "judged against" in status and "70.2% of mobile responses" in status
+
+
+def test_results_map_shows_areas_beyond_reach(pages, demo):
+    out = pages.results.build(demo, None, "crisis_house_travel_mins", None, None)
+    fig = out[1]
+    beyond = next(t for t in fig.data if t.name == "Beyond reach of any open crisis house")
+    table = state.area_table(state.scenario_from_store(demo))
+    names = {table.at[c, "name"] for c in beyond.locations}
+    assert {"Rother 002A"} <= names and beyond.showlegend
+    assert fig.data[0].colorbar.orientation == "h" and fig.data[0].colorbar.y < 0  # under the map
+
+
+def test_map_keys_explain_marker_sizes(pages, demo):
+    key = _text(pages.results.map_key(demo, None))
+    assert "Marker size shows capacity" in key and "beds" in key
+
+
+def test_frontier_says_what_happened_at_each_budget(pages, demo):
+    s = state.scenario_from_store(demo)
+    rows = [
+        {"budget_gbp_per_year": 6.0e7, "status": "INFEASIBLE", "message": "the budget cannot fund the locked services"},
+        {"budget_gbp_per_year": 6.2e7, "status": "HEURISTIC", "gap": None, "objective": 150.0,
+         "oap_bed_days_per_year": 3100.0, "admissions_per_year": 3200.0, "total_cost_gbp_per_year": 6.1e7},
+        {"budget_gbp_per_year": 6.4e7, "status": "TIME_LIMIT", "gap": 0.05, "objective": 90.0,
+         "oap_bed_days_per_year": 1500.0, "admissions_per_year": 2900.0, "total_cost_gbp_per_year": 6.4e7},
+        {"budget_gbp_per_year": 6.6e7, "status": "NO_PLAN_IN_TIME", "message": "No plan was found within 15 s"},
+        {"budget_gbp_per_year": 6.8e7, "status": "OPTIMAL", "gap": 0.001, "objective": 80.0,
+         "oap_bed_days_per_year": 1200.0, "admissions_per_year": 2800.0, "total_cost_gbp_per_year": 6.8e7},
+    ]  # fmt: skip
+    summary = pages.results.frontier_summary(rows, today_objective=100.0)
+    assert summary["kind"] == "warning" and "not every point is proven best" in summary["head"]
+    store = {"scenario_fingerprint": s.fingerprint(), "today_objective": 100.0, "rows": rows}
+    table = pages.results.frontier_table(demo, store)
+    what = [r["what"] for r in table]
+    assert what[0] == "no plan meets the standards at this budget"
+    assert what[1].startswith("first plan meeting every limit")
+    assert what[2] == "best plan found before the time limit (within 5.0% of the best possible)"
+    assert what[3] == "no plan found in the time allowed" and what[4] == "best plan, proven"
+    assert "worse than today" in table[1]["notes"] and "INFEASIBLE" not in str(table)
+    fig = pages.results.frontier_view(demo, store, None)
+    assert any(t.name == "No plan at this budget" for t in fig.data)
+    ok = [dict(r, status="OPTIMAL", objective=50.0) for r in rows if r.get("oap_bed_days_per_year")]
+    assert pages.results.frontier_summary(ok, 100.0)["kind"] == "success"
+    assert pages.results.frontier_summary(rows[:1], 100.0)["kind"] == "error"
+    _, _, note = pages.results.request_frontier("500", "15", demo)
+    assert note["kind"] == "error" and "Frontier range must be between 1 and 100" in _text(note)
+
+
+def test_saving_under_a_used_name_asks_first(pages, demo, config):
+    note, saved, cls, text, pending = pages.compare.save_flow(
+        "compare-save", "plan A", None, demo, None, config
+    )
+    assert saved and "hidden" in cls
+    note, saved, cls, text, pending = pages.compare.save_flow(
+        "compare-save", "plan A", None, demo, None, config
+    )
+    assert not saved and note is None and "hidden" not in cls
+    assert "already exists" in text and "Replace it" in text and pending == "plan A"
+    note, saved, cls, *_ = pages.compare.save_flow(
+        "compare-keep", "plan A", pending, demo, None, config
+    )
+    assert not saved and "Nothing was replaced" in _text(note)
+    note, saved, cls, *_ = pages.compare.save_flow(
+        "compare-replace", "plan A", "plan A", demo, None, config
+    )
+    assert saved and "Replaced" in _text(note)
+    assert pages.compare.save("plan A", demo, None, config)[1] is False  # never silently
+
+
+def test_compare_states_settings_and_colours_plans_by_role(pages, demo, config, monkeypatch):
+    from dashapp import figures
+
+    result = _optimised_result(pages, demo, monkeypatch)
+    pages.compare.save("a plan", demo, result, config)
+    pages.compare.save("z today", demo, None, config)
+    rows, cols, fig = pages.compare.compare(["a plan", "z today"], config)
+    by_kpi = {r["kpi"]: r for r in rows}
+    assert by_kpi["Revenue budget"]["a plan"] == "£60.00M a year"
+    assert by_kpi["Time limit"]["a plan"] == "5 seconds" and by_kpi["Time limit"]["z today"] == "–"
+    assert by_kpi["Limits"]["a plan"].startswith("Breaks 1 limit")
+    colours = {t.name: t.marker.color for t in fig.data}
+    assert colours == {"a plan": figures.PLAN_ROLE_COLOURS["optimised"],
+                       "z today": figures.PLAN_ROLE_COLOURS["current"]}  # fmt: skip
+
+
+def test_every_export_states_the_settings_and_marks_broken_limits(
+    pages, demo, monkeypatch, tmp_path
+):
+    result = _optimised_result(pages, demo, monkeypatch)
+    payload = pages.export.make_file("export-xlsx", demo, result, True)
+    wb = openpyxl.load_workbook(io.BytesIO(base64.b64decode(payload["content"])))
+    sheet = {r[0]: r[1] for r in wb["Plan settings"].iter_rows(values_only=True) if r and r[0]}
+    assert sheet["Revenue budget"] == "£60.00M a year" and sheet["Time limit"] == "5 seconds"
+    assert sheet["Limits: the optimised plan"].startswith("DOES NOT MEET 1 limit")
+    for kind in ("export-csv", "export-sites-csv"):
+        text = pages.export.make_file(kind, demo, result, True)["content"]
+        head = [line for line in text.splitlines() if line.startswith("#")]
+        assert "# Revenue budget: £60.00M a year" in head
+        assert any(line.startswith("# Limits: the optimised plan: DOES NOT MEET") for line in head)
+    report = pages.export.make_file("export-html", demo, result, True)["content"]
+    assert "Settings used for this plan" in report and "does not meet 1 limit" in report
+    path = tmp_path / "plan.gpkg"
+    path.write_bytes(
+        base64.b64decode(pages.export.make_file("export-gpkg", demo, result, True)["content"])
+    )
+    table = pyogrio.read_dataframe(path, layer="plan_settings")
+    assert "Revenue budget" in set(table["setting"])

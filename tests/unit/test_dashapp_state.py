@@ -108,7 +108,13 @@ def test_bad_rows_name_the_row_and_column():
     with pytest.raises(InputError) as info:
         state.rows_to_scenario(rows, s)
     where = {(p.row, p.field) for p in info.value.problems}
-    assert {(2, "mobile_teams"), (3, "services"), (4, "lat"), (5, "crisis_house_places")} <= where
+    # fields are named as the table's column headings
+    assert {
+        (2, "Mobile teams"),
+        (3, "Services allowed"),
+        (4, "Latitude"),
+        (5, "Crisis-house places"),
+    } <= where
     assert all(p.file == state.SITE_TABLE for p in info.value.problems)
 
 
@@ -227,3 +233,132 @@ def test_store_keeps_scenario_as_plain_json():
 
     data = state.scenario_to_store(state.demo_scenario())
     assert json.loads(json.dumps(data)) == scenario_to_dict(state.demo_scenario())
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+@pytest.mark.parametrize("typed", ["abc", "1e12", "-5", "nan", "inf"])
+def test_a_typed_budget_out_of_bounds_is_refused_naming_the_field_and_unit(typed):
+    bound, _scale = state.SETTING_BOUNDS["budget.revenue_gbp_per_year"]
+    with pytest.raises(state.FieldError) as info:
+        bound.read(typed)
+    text = str(info.value)
+    assert text.startswith("Revenue budget") and "£ million a year" in text
+    assert "Traceback" not in text
+
+
+def test_a_blank_budget_means_today_but_a_word_does_not():
+    bound, _scale = state.SETTING_BOUNDS["budget.revenue_gbp_per_year"]
+    assert bound.read("") is None and bound.read(None) is None
+    assert bound.read("61.7") == pytest.approx(61.7) and bound.read("£61.7") == pytest.approx(61.7)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "label"),
+    [("demand.growth_factor", 1e12, "Demand growth factor"),
+     ("queues.inpatient_los_days", 1e12, "Inpatient length of stay"),
+     ("costs.mobile_team_gbp_per_year", 1e12, "Cost of a mobile crisis team"),
+     ("demand.growth_factor", -1, "Demand growth factor"),
+     ("costs.capital_gbp_per_new_site", {"inpatient": 1e12}, "Capital cost of opening a service")],
+)  # fmt: skip
+def test_model_parameters_have_sane_bounds(path, value, label):
+    with pytest.raises(state.FieldError, match=label):
+        state.check_param(path, value)
+
+
+def test_every_numeric_parameter_has_a_human_label_and_an_upper_bound():
+    from pathways.scenario import parameter_table
+
+    for p in parameter_table():
+        if isinstance(p["default"], int | float) and not isinstance(p["default"], bool):
+            bound = state.param_bound(p["path"], p["unit"])
+            assert bound.hi is not None and bound.lo is not None, p["path"]
+            assert bound.lo <= p["default"] <= bound.hi, p["path"]
+        assert "_" not in state.param_label(p["path"]), p["path"]
+        assert ".md" not in state.human_source(p["source"]), p["path"]
+
+
+@pytest.mark.parametrize("beds", [1e12, -5, 2.5, "ten"])
+def test_site_capacity_out_of_bounds_names_the_column_as_the_table_shows_it(beds):
+    s = state.demo_scenario()
+    rows = state.site_rows(s)
+    rows[0]["inpatient_beds"] = beds
+    with pytest.raises(InputError) as info:
+        state.rows_to_scenario(rows, s)
+    (problem,) = info.value.problems
+    assert (problem.row, problem.field) == (1, "Beds") and "0 and 1,000" in problem.message
+
+
+def test_settings_are_applied_field_by_field():
+    s = state.demo_scenario()
+    new, errors = state.apply_settings(s, {
+        "budget.revenue_gbp_per_year": "61.7",
+        "constraints.mobile_within_standard_share_min": "150",
+        "budget.capital_gbp": "",
+    })  # fmt: skip
+    assert new.budget.revenue_gbp_per_year == pytest.approx(61.7e6)
+    assert new.budget.capital_gbp is None  # blank: no capital limit
+    assert (
+        new.constraints.mobile_within_standard_share_min
+        == s.constraints.mobile_within_standard_share_min
+    )
+    assert list(errors) == ["constraints.mobile_within_standard_share_min"]
+    assert state.setting_values(new)["budget.revenue_gbp_per_year"] == "61.7"
+
+
+def test_a_time_out_and_an_infeasible_scenario_get_different_words():
+    from pathways.errors import NoPlanInTimeError
+
+    late, _ = state.error_lines(NoPlanInTimeError(30))
+    none, _ = state.error_lines(InfeasibleError(["the budget cannot fund the locked services"]))
+    assert late != none and "time" in late and "No plan meets" in none
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def test_job_board_follows_a_job_and_cancel_stops_its_process(tmp_path):
+    import subprocess
+    import sys
+
+    with state.JobBoard(tmp_path) as board:
+        board.start("a", "optimise", None)
+        board.progress("a", 40, "solving")
+        assert state.job_watch(board.get("a"), board) == {
+            "state": "running",
+            "pct": 40.0,
+            "text": "solving",
+        }
+        assert board.finish("a", {"status": {"kind": "success"}, "data": {"x": 1}})
+        assert board.get("a")["state"] == state.JOB_DONE and board.get("a")["outputs"]["data"] == {
+            "x": 1
+        }
+        # a job of its own process: cancel stops the process, and its late result is dropped
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            board.start("b", "optimise", proc.pid)
+            assert board.alive(board.get("b"))
+            assert board.cancel("b")
+            proc.wait(timeout=10)  # stopped well before its 60 s
+            assert board.get("b")["state"] == state.JOB_CANCELLED and not board.alive(
+                board.get("b")
+            )
+            assert not board.finish("b", {"status": None, "data": None})
+        finally:
+            proc.kill()
+        assert state.job_watch(board.get("nobody"), board)["state"] == "missing"
+
+
+def test_plan_settings_take_the_solver_record_first():
+    from pathways.plan import SolverReport
+
+    goals = type("G", (), {"settings": lambda self: {"mode": "min_weighted", "budget_gbp": 6e7,
+                                                      "mobile_within_min": 0.8}})()  # fmt: skip
+    report = SolverReport(
+        status="TIME_LIMIT", gap=0.04, settings={"budget_gbp": 6.1e7, "gap_target": 0.005}
+    )
+    out = state.plan_settings(goals, report, time_limit_s=30)
+    assert out["budget_gbp"] == 6.1e7 and out["mobile_within_min"] == 0.8
+    assert out["time_limit_s"] == 30 and out["gap_target"] == 0.005
+    assert (out["status"], out["gap"]) == ("TIME_LIMIT", 0.04)
