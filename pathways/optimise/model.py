@@ -815,13 +815,49 @@ def hint_values(inst: Instance, built: Built, plan: Plan) -> dict:
 SOLVERS = {"HIGHS": mathopt.SolverType.HIGHS, "SCIP": mathopt.SolverType.GSCIP}
 
 
-def fix_integers(built: Built) -> None:
-    """Fix every integer variable at its incumbent value (what remains is an LP)."""
+def fix_integers(built: Built) -> dict:
+    """Fix every integer variable at its incumbent value (what remains is an LP).
+
+    Returns the original bounds, for :func:`unfix_integers`.
+    """
+    saved = {}
     for var in built.solver.model.variables():
         if var.integer:
+            saved[var] = (var.lower_bound, var.upper_bound)
             val = round(float(built.solver.values[var]))
             var.lower_bound = val
             var.upper_bound = val
+    return saved
+
+
+def unfix_integers(saved: dict) -> None:
+    for var, (lo, hi) in saved.items():
+        var.lower_bound, var.upper_bound = lo, hi
+
+
+def _polish(inst: Instance, built: Built, opts: SolverOptions, best, name: str, elapsed) -> bool:
+    """Refine the queueing tangents with the integers fixed until exact; offer the plan.
+
+    Returns True when an exact plan was found (kept if within every limit), False when
+    the fixed integers cannot meet the limits once the estimates are exact.
+    """
+    saved = fix_integers(built)
+    try:
+        for extra in range(1, 40):
+            result = run_solver(built, opts, max(1.0, opts.time_limit_s - elapsed()))
+            if not result.has_primal_feasible_solution():
+                return False
+            snap = snapshot(built)
+            viol = violations(inst, built, snap, opts.tolerance)
+            log.info("polish %d: objective %.2f, exact=%s (%.1f s)", extra,
+                     result.objective_value(), not viol, elapsed())  # fmt: skip
+            if not viol:
+                best.offer(extract_plan(inst, built, name, snap), "solver")
+                return True
+            refine(inst, built, snap, opts.tolerance)
+        return False
+    finally:
+        unfix_integers(saved)
 
 
 def run_solver(built: Built, opts: SolverOptions, seconds: float, hint: dict | None = None):
@@ -942,26 +978,19 @@ def solve(
             exact,
             elapsed(),
         )
+        proven = reason == mathopt.TerminationReason.OPTIMAL
         if exact:
             best.offer(extract_plan(inst, built, name, snap), "solver")
-            proven = reason == mathopt.TerminationReason.OPTIMAL
             break
+        # Polish rather than re-solve: with the integers fixed, refining the tangents is an
+        # LP and makes the estimates exact in a few passes. Further MIP rounds rarely move
+        # the integer plan; they are needed only when the exact losses push the fixed
+        # plan over a limit (the LP turns infeasible), and then the new tangents go back in.
         refine(inst, built, snap, opts.tolerance)
-    if snap is not None and not exact:
         progress("refining queueing estimates")
-        fix_integers(built)
-        for extra in range(1, 40):
-            result = run_solver(built, opts, max(1.0, opts.time_limit_s - elapsed()))
-            if not result.has_primal_feasible_solution():
-                break  # the fixed integers cannot meet the limits once estimates are exact
-            snap = snapshot(built)
-            viol = violations(inst, built, snap, opts.tolerance)
-            log.info("polish %d: objective %.2f, exact=%s (%.1f s)", extra,
-                     result.objective_value(), not viol, elapsed())  # fmt: skip
-            if not viol:
-                best.offer(extract_plan(inst, built, name, snap), "solver")
-                break
-            refine(inst, built, snap, opts.tolerance)
+        if _polish(inst, built, opts, best, name, elapsed):
+            break
+        proven = False
     seconds = elapsed()
     if best.plan is None:
         if reason in (
