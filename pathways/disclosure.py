@@ -179,14 +179,6 @@ class Disclosure:
                     out.iat[i, j] = True
         return out
 
-    def footprint_mask(self, plan: str, measures: Iterable[str]) -> dict[str, bool]:
-        return {m: (plan, FOOTPRINT, ALL, m) in self.hidden for m in measures}
-
-
-def no_suppression(cards: Mapping[str, Scorecard]) -> Disclosure:
-    names = list(cards)
-    return Disclosure(frozenset(), frozenset(), names[-1] if names else "", None, False)
-
 
 def _row_key(level: str, row: Hashable) -> Hashable:
     if level == QUINTILE:
@@ -199,6 +191,16 @@ def _row_key(level: str, row: Hashable) -> Hashable:
 # --------------------------------------------------------------------------- building
 
 
+@dataclass(frozen=True)
+class _Derived:
+    """A cell computed from others: ``cell = sum(coefficient x source) + a constant a reader
+    knows`` when ``linear``, else some other function of the sources (hidden with them)."""
+
+    cell: Cell
+    sources: dict[Cell, float]
+    linear: bool = True
+
+
 @dataclass
 class _Universe:
     """Every cell an export may publish, with the relations between them."""
@@ -206,8 +208,7 @@ class _Universe:
     values: dict[Cell, float] = field(default_factory=dict)
     links: list[tuple[Cell, Cell]] = field(default_factory=list)
     sums: list[tuple[Cell, list[Cell]]] = field(default_factory=list)
-    # derived cell, {source: coefficient} (None: not linear), constant
-    derived: list[tuple[Cell, dict[Cell, float] | None, float]] = field(default_factory=list)
+    derived: list[_Derived] = field(default_factory=list)
 
     def add(self, cell: Cell, value: Any) -> None:
         try:
@@ -232,7 +233,7 @@ class _Universe:
 
 def _rows(card: Scorecard, plan: str, detail: bool) -> dict[str, pd.DataFrame]:
     """The plan's tables by level, each with rows as index and measures as columns."""
-    foot = {k: v for k, v in card.kpis.items()}
+    foot = dict(card.kpis)
     foot["population"] = card.population
     tables = {
         FOOTPRINT: pd.DataFrame([foot], index=pd.Index([ALL])),
@@ -264,10 +265,8 @@ def build_universe(
     for plan, card in cards.items():
         tables = _rows(card, plan, plan == detail)
         for level, frame in tables.items():
-            numeric = frame.select_dtypes(include=[np.number, "bool"])
+            numeric = frame.select_dtypes(include=[np.number])  # not text, not booleans
             for col in numeric.columns:
-                if numeric[col].dtype == bool:
-                    continue
                 for row, v in numeric[col].items():
                     u.add((plan, level, row, str(col)), v)
         _per_100k(u, plan, card, tables)
@@ -278,7 +277,7 @@ def build_universe(
                 u.add(cell, v - cards[base].kpis.get(k, np.nan))
                 if cell in u.values:
                     src = {(plan, FOOTPRINT, ALL, k): 1.0, (base, FOOTPRINT, ALL, k): -1.0}
-                    u.derived.append((cell, src, 0.0))
+                    u.derived.append(_Derived(cell, src))
         _sums(u, plan, tables)
         _proportional(u, plan, tables)
         _row_links(u, plan, tables)
@@ -320,8 +319,7 @@ def _gaps(u: _Universe, plan: str, card: Scorecard) -> None:
         else:
             c1, c5 = 1.0, -1.0
         src = {(plan, QUINTILE, 1, k): c1, (plan, QUINTILE, 5, k): c5}
-        linear = all(np.isfinite(c) for c in src.values())
-        u.derived.append((cell, src if linear else None, 0.0))
+        u.derived.append(_Derived(cell, src, all(np.isfinite(c) for c in src.values())))
 
 
 def _sums(u: _Universe, plan: str, tables: dict[str, pd.DataFrame]) -> None:
@@ -456,7 +454,7 @@ def _cost_and_site_derived(u: _Universe, plan: str, tables: dict[str, pd.DataFra
     oap = (plan, FOOTPRINT, ALL, "oap_cost_gbp_per_year")
     if total in u.values and oap in u.values:
         # the rest of the revenue cost is published capacity x published unit costs
-        u.derived.append((total, {oap: 1.0}, u.values[total] - u.values[oap]))
+        u.derived.append(_Derived(total, {oap: 1.0}))
     site = tables.get(SITE)
     if site is None:
         return
@@ -465,7 +463,7 @@ def _cost_and_site_derived(u: _Universe, plan: str, tables: dict[str, pd.DataFra
             for s in site.index:
                 cell = (plan, SITE, s, col)
                 if cell in u.values:
-                    u.derived.append((cell, {(plan, SITE, s, src): np.nan}, 0.0))
+                    u.derived.append(_Derived(cell, {(plan, SITE, s, src): 1.0}, linear=False))
 
 
 # --------------------------------------------------------------------------- solving
@@ -518,10 +516,10 @@ def _problem(u: _Universe) -> _Problem:
         for p in parts:
             coeffs[p] += 1.0
         equations.append((dict(coeffs), True))
-    for cell, src, _const in u.derived:
-        if src is not None and all(np.isfinite(v) for v in src.values()):
-            coeffs = {cell: 1.0}
-            for s, a in src.items():
+    for d in u.derived:
+        if d.linear:
+            coeffs = {d.cell: 1.0}
+            for s, a in d.sources.items():
                 if s in u.values:
                     coeffs[s] = coeffs.get(s, 0.0) - a
             equations.append((coeffs, False))
@@ -589,12 +587,11 @@ def _close(prob: _Problem, hidden: set[Cell]) -> None:
     changed = True
     while changed:
         changed = False
-        for cell, src, _ in prob.u.derived:
-            g = prob.root[cell]
+        for d in prob.u.derived:
+            g = prob.root[d.cell]
             if g in hidden:
                 continue
-            sources = src.keys() if src is not None else ()
-            if any(s in prob.root and prob.root[s] in hidden for s in sources):
+            if any(s in prob.root and prob.root[s] in hidden for s in d.sources):
                 hidden.add(g)
                 changed = True
 
