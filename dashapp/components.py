@@ -245,7 +245,7 @@ def size_key(spec: Sequence[Mapping[str, Any]]) -> html.Div | None:
             d = f"{px:.0f}px"
             parts += [html.Span(className="size-key-dot", style={"width": d, "height": d,
                                                                  "background": entry["colour"]}),
-                      html.Span(f"{value:,.0f} {entry['unit']}", className="size-key-value")]  # fmt: skip
+                      html.Span(f"{value:,.0f} {entry['units'][value != 1]}", className="size-key-value")]  # fmt: skip
         items.append(html.Li(parts))
     return html.Div([html.Span("Marker size shows capacity:", className="size-key-title"),
                      html.Ul(items)], className="size-key")  # fmt: skip
@@ -327,7 +327,13 @@ def status_words(settings: Mapping[str, Any] | None) -> str:
     words = status_text(SolverReport(status=str(status), gap=settings.get("gap"),
                                      message=settings.get("solver_message") or ""))  # fmt: skip
     gap = settings.get("gap")
-    if status in ("OPTIMAL", "TIME_LIMIT") and gap is not None and math.isfinite(float(gap)):
+    said = "%" in (settings.get("solver_message") or "")  # the solver's words may give the gap
+    if (
+        status in ("OPTIMAL", "TIME_LIMIT")
+        and not said
+        and gap is not None
+        and math.isfinite(float(gap))
+    ):
         words += f" (within {float(gap):.1%} of the best possible)"
     return words[0].upper() + words[1:]
 

@@ -32,7 +32,7 @@ from dashapp.components import (
 from dashapp.state import MapGeometry
 
 FONT = {"family": "Frutiger W01, Arial, Helvetica, sans-serif", "size": 14, "color": "#212b32"}
-MAP_HEIGHT = 540
+MAP_HEIGHT = 640
 ATTRIBUTION = "Boundaries: ONS, contains OS data © Crown copyright and database right"
 
 BLUES = [[0.0, "#F0F4F5"], [0.35, "#41B6E6"], [0.7, NHS_BLUE], [1.0, NHS_DARK_BLUE]]
@@ -137,22 +137,31 @@ def _map_layout(fig: go.Figure, geometry: MapGeometry, tile_url: str | None, uir
     if tile_url:
         layers.append({"sourcetype": "raster", "source": [tile_url], "below": "traces",
                        "sourceattribution": "Map tiles as configured"})  # fmt: skip
+    below = MAP_BELOW_PX
     fig.update_layout(
         map={"style": "white-bg", "center": centre, "zoom": zoom, "layers": layers},
         height=height, uirevision=uirevision,
-        legend={"orientation": "h", "yanchor": "top", "y": -0.1, "xanchor": "left", "x": 0,
-                "bgcolor": "rgba(255,255,255,0)", "font": {"size": 13}, "itemsizing": "constant"},
-        margin={"l": 0, "r": 0, "t": 8, "b": 8},
-        meta={"fit_bounds": list(geometry.bounds)},
+        legend={"orientation": "h", "yanchor": "bottom", "yref": "container", "y": 0, "xanchor": "left",
+                "x": 0, "bgcolor": "rgba(255,255,255,0)", "font": {"size": 13}, "itemsizing": "constant"},
+        margin={"l": 0, "r": 0, "t": 8, "b": below, "autoexpand": False},
+        meta={"fit_bounds": list(geometry.bounds), "height": height, "below_px": below},
     )  # fmt: skip
+    # the colour bar hangs from the map's lower edge, the legend sits on the figure's foot:
+    # both stay in place whatever height the browser gives the map
+    bar = {"yref": "paper", "y": 0, "yanchor": "top", "ypad": 26}
+    for trace in fig.data[:1]:
+        if isinstance(trace, go.Choroplethmap):
+            trace.colorbar.update(bar)
+        elif isinstance(trace, go.Scattermap):
+            trace.marker.colorbar.update(bar)
     fig.add_annotation(text=ATTRIBUTION, x=0, y=0, xref="paper", yref="paper", showarrow=False,
                        xanchor="left", yanchor="bottom", bgcolor="rgba(255,255,255,0.8)",
                        font={"size": 10, "color": NHS_DARK_GREY})  # fmt: skip
     return fig
 
 
-#: Height under the map for its colour bar and legend (px).
-MAP_BELOW_PX = 110
+#: Height under the map for its colour bar (title, bar, ticks) and legend (px).
+MAP_BELOW_PX = 180
 
 
 def _area_trace(
@@ -165,7 +174,7 @@ def _area_trace(
     lo = float(np.nanmin(finite)) if zmin is None and finite.size else zmin
     hi = float(np.nanmax(finite)) if zmax is None and finite.size else zmax
     colorbar = {"title": {"text": colorbar_title, "side": "top"}, "orientation": "h", "thickness": 12,
-                "len": 0.6, "lenmode": "fraction", "x": 0, "xanchor": "left", "y": -0.01,
+                "len": 0.9, "lenmode": "fraction", "x": 0, "xanchor": "left", "y": -0.01,
                 "yanchor": "top", "outlinewidth": 0}  # fmt: skip
     if geometry.kind == "polygons":
         return go.Choroplethmap(
@@ -229,8 +238,8 @@ def _marker_px(svc: str, cap: np.ndarray, top: float) -> np.ndarray:
 
 
 #: Units of each service's capacity, for the marker-size key.
-SERVICE_UNITS = {"inpatient": "beds", "crisis_house": "places", "mobile_team": "teams",
-                 "place_of_safety": "suites"}  # fmt: skip
+SERVICE_UNITS = {"inpatient": ("bed", "beds"), "crisis_house": ("place", "places"),
+                 "mobile_team": ("team", "teams"), "place_of_safety": ("suite", "suites")}  # fmt: skip
 
 
 def marker_size_key(sites: pd.DataFrame | None) -> list[dict[str, Any]]:
@@ -249,7 +258,7 @@ def marker_size_key(sites: pd.DataFrame | None) -> list[dict[str, Any]]:
         values = sorted({float(c.min()), float(c.max())})
         px = _marker_px(svc, np.asarray(values), float(c.max()))
         out.append({"service": svc, "name": SERVICE_NAMES[svc], "colour": SERVICE_COLOURS[svc],
-                    "unit": SERVICE_UNITS[svc],
+                    "units": SERVICE_UNITS[svc],
                     "sizes": [(v, float(p)) for v, p in zip(values, px, strict=True)]})  # fmt: skip
     return out
 
@@ -336,7 +345,7 @@ def scorecard_chart(rows: Sequence[Mapping[str, Any]], cap_pct: float = 100.0) -
     """
     rows = [r for r in rows if r.get("pct") is not None and np.isfinite(r["pct"])]
     if not rows:
-        return empty_figure("Run the optimiser to compare a plan with today.")
+        return empty_figure("Run the optimiser to compare a plan with today.", height=200)
     colours = {"better": NHS_GREEN, "worse": NHS_RED, "same": NHS_MID_GREY, "neutral": NHS_BLUE}
     rows = rows[::-1]
     pct = [float(r["pct"]) for r in rows]

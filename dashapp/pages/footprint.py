@@ -43,7 +43,7 @@ dash.register_page(
     __name__, path="/", name="Footprint", title="Footprint - Crisis pathway planner", order=1
 )
 
-MAP_HEIGHT = 450
+MAP_HEIGHT = 560
 METRICS: dict[str, dict[str, Any]] = {
     "population": {"label": "Population", "colorbar": "people", "scale": figures.BLUES},
     "demand_per_100k": {"label": "Crisis demand per 100,000", "colorbar": "episodes a year per 100k",

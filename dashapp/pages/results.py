@@ -133,7 +133,20 @@ def layout(**_query: str) -> html.Div:
                             **style,
                             style_data_conditional=[],
                             style_cell_conditional=[
-                                {"if": {"column_id": "kpi"}, "minWidth": "150px"}
+                                {"if": {"column_id": "kpi"}, "minWidth": "150px"},
+                                # figures never break across lines ("+£4.10M", "-17.1 points")
+                                *(
+                                    {"if": {"column_id": c}, "whiteSpace": "nowrap"}
+                                    for c in (
+                                        "current",
+                                        "optimised",
+                                        "change",
+                                        "pro rata",
+                                        "greedy marginal",
+                                        "per_100k_current",
+                                        "per_100k_optimised",
+                                    )
+                                ),
                             ],
                         )
                     ),

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 dash.register_page(__name__, path="/services", name="Services", title="Services - Crisis pathway planner",
                    order=2)  # fmt: skip
 
-MAP_HEIGHT = 470
+MAP_HEIGHT = 580
 PAGE_SIZE = 15
 COLUMN_WIDTHS = {"name": "190px", "services": "170px", "lock": "200px", "status": "120px"}
 _NUMERIC = {

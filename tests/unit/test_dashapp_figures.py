@@ -208,7 +208,15 @@ def test_areas_without_a_value_get_their_own_colour_and_legend_entry():
 def test_map_colour_bar_and_legend_sit_under_the_map_and_the_view_refits():
     fig = figures.area_map(_geometry(), sites=_sites())
     bar = fig.data[0].colorbar
-    assert bar.orientation == "h" and bar.y < 0 and fig.layout.legend.y < 0
+    # the bar hangs from the map's lower edge; the legend sits on the figure's foot, in the
+    # margin kept under the map
+    assert bar.orientation == "h" and (bar.yref, bar.y, bar.yanchor) == ("paper", 0, "top")
+    assert (fig.layout.legend.yref, fig.layout.legend.y, fig.layout.legend.yanchor) == (
+        "container",
+        0,
+        "bottom",
+    )
+    assert fig.layout.margin.b >= 150 and not fig.layout.margin.autoexpand
     assert list(fig.layout.meta["fit_bounds"]) == list(_geometry().bounds)
 
 

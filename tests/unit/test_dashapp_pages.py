@@ -830,7 +830,8 @@ def test_results_map_shows_areas_beyond_reach(pages, demo):
     table = state.area_table(state.scenario_from_store(demo))
     names = {table.at[c, "name"] for c in beyond.locations}
     assert {"Rother 002A"} <= names and beyond.showlegend
-    assert fig.data[0].colorbar.orientation == "h" and fig.data[0].colorbar.y < 0  # under the map
+    bar = fig.data[0].colorbar
+    assert bar.orientation == "h" and (bar.y, bar.yanchor) == (0, "top")  # under the map, not on it
 
 
 def test_map_keys_explain_marker_sizes(pages, demo):
