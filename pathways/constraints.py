@@ -18,7 +18,7 @@ import numpy as np
 
 from pathways.instance import Instance, prepare
 from pathways.kpis import Scorecard, evaluate
-from pathways.scenario import Scenario
+from pathways.scenario import CAPACITY_FIELD, Scenario
 
 REL_TOL = 1e-7
 """Relative slack before a limit counts as broken (floating-point noise, not policy)."""
@@ -151,6 +151,38 @@ def equity_shares(inst: Instance, card: Scorecard) -> dict[str, tuple[float, flo
     return {"crisis_house_access": pair(reach, referrals), "mobile_coverage": pair(cov, mob)}
 
 
+def site_rule_breaches(inst: Instance, card: Scorecard) -> list[Breach]:
+    """Each site's rules: minimum and maximum size when open, and services locked open or
+    not to shrink (``Site.min_capacity``, ``max_capacity``, ``can_close``, ``can_shrink``)."""
+    out = []
+    for site in inst.scenario.sites:
+        if site.site_id not in card.by_site.index:
+            continue
+        row = card.by_site.loc[site.site_id]
+        for service in site.services:
+            field = CAPACITY_FIELD[service]
+            if service == "place_of_safety" or field not in row:
+                continue  # places of safety are not decided; they stay as stated
+            units, now = int(row[field]), site.capacity.of(service)
+            what = f"{service.replace('_', ' ')} at {site.name} ({site.site_id})"
+            lo, hi = site.min_capacity.of(service), None
+            if site.max_capacity is not None:
+                hi = max(site.max_capacity.of(service), now)
+            if now > 0 and not site.can_close and units == 0:
+                out.append(Breach(f"site_locked:{site.site_id}:{service}", now, units,
+                                  f"{what} may not close"))  # fmt: skip
+            elif now > 0 and not site.can_shrink and units < now:
+                out.append(Breach(f"site_shrink:{site.site_id}:{service}", now, units,
+                                  f"{what} may not shrink below today's {now}"))  # fmt: skip
+            if units > 0 and units < lo:
+                out.append(Breach(f"site_min:{site.site_id}:{service}", lo, units,
+                                  f"{what} has {units}, below its minimum of {lo} when open"))  # fmt: skip
+            if hi is not None and units > hi:
+                out.append(Breach(f"site_max:{site.site_id}:{service}", hi, units,
+                                  f"{what} has {units}, above its maximum of {hi}"))  # fmt: skip
+    return out
+
+
 def breaches(
     scenario: Scenario | Instance,
     card: Scorecard,
@@ -233,6 +265,7 @@ def breaches(
                         f"{goals.equity_gap:.0%} below the footprint's {_pct(avg)}",
                     )
                 )
+    out.extend(site_rule_breaches(inst, card))
     for group, cap in goals.workforce_caps.items():
         v = float(card.workforce_wte.get(group, 0.0))
         if _over(v, cap):

@@ -227,3 +227,30 @@ def test_package_name_is_also_the_function(demo):
 
     assert callable(optimise)
     assert pathways.optimise.SolverOptions is SolverOptions
+
+
+def test_judge_flags_a_locked_ward_closed_and_a_size_below_its_minimum(demo, inst):
+    locked = next(s for s in demo.sites if not s.can_close and s.capacity.inpatient_beds > 0)
+    sized = next(
+        s for s in demo.sites if s.min_capacity.inpatient_beds > 1 and s.site_id != locked.site_id
+    )
+    plan = baseline_plan(demo)
+    sites = []
+    for sp in plan.sites:
+        if sp.site_id == locked.site_id:
+            sp = sp.model_copy(
+                update={"capacity": sp.capacity.model_copy(update={"inpatient_beds": 0})}
+            )
+        elif sp.site_id == sized.site_id:
+            sp = sp.model_copy(
+                update={"capacity": sp.capacity.model_copy(update={"inpatient_beds": 1})}
+            )
+        sites.append(sp)
+    card = evaluate(inst, plan.model_copy(update={"sites": tuple(sites)}))
+    found = {b.constraint for b in breaches(inst, card)}
+    assert f"site_locked:{locked.site_id}:inpatient" in found
+    assert f"site_min:{sized.site_id}:inpatient" in found
+    assert not {b.constraint for b in breaches(inst, evaluate(inst))} & {
+        f"site_locked:{locked.site_id}:inpatient",
+        f"site_min:{sized.site_id}:inpatient",
+    }
