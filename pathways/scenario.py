@@ -56,7 +56,9 @@ def param(default: Any, unit: str, source: str, description: str, **kwargs: Any)
 class Frozen(BaseModel):
     """Base for every scenario model: immutable, no unknown keys."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False
+    )
 
 
 # --------------------------------------------------------------------------- demand
@@ -84,6 +86,7 @@ class DemandParams(Frozen):
         "and 95% occupancy, divided by the default pathway's admission share (docs/calibration.md)",
         "Base rate of in-person crisis episodes at England's age mix and average deprivation.",
         ge=0,
+        le=100000,
     )
     relative_rate_0_15: float = param(
         0.1,
@@ -91,6 +94,7 @@ class DemandParams(Frozen):
         "assumption: under-16s are mostly served by separate CAMHS crisis pathways",
         "Relative episode rate of children aged 0-15.",
         ge=0,
+        le=10,
     )
     relative_rate_60_plus: float = param(
         0.6,
@@ -98,6 +102,7 @@ class DemandParams(Frozen):
         "assumption: older adults present less often to crisis services",
         "Relative episode rate of people aged 60 and over.",
         ge=0,
+        le=10,
     )
     deprivation_ratio: float = param(
         3.5,
@@ -106,9 +111,10 @@ class DemandParams(Frozen):
         "vs least deprived decile about 3.5x (to verify)",
         "Log-linear deprivation gradient across IMD deciles.",
         ge=1,
+        le=20,
     )
     growth_factor: float = param(
-        1.0, "multiplier", "user setting", "Demand growth applied to every area.", gt=0
+        1.0, "multiplier", "user setting", "Demand growth applied to every area.", gt=0, le=10
     )
     veterans_share: float = param(
         0.0,
@@ -124,6 +130,7 @@ class DemandParams(Frozen):
         "NHS England: about 200,000 NHS 111 option 2 calls a month over 56 M people",
         "Calls to the crisis hub.",
         ge=0,
+        le=1000000,
     )
     hourly_profile: tuple[float, ...] = param(
         DEFAULT_HOURLY_PROFILE,
@@ -267,6 +274,7 @@ class PathwayParams(Frozen):
         "assumption: crisis houses serve a local catchment",
         "Areas farther than this from every open crisis house cannot use one.",
         gt=0,
+        le=600,
     )
 
     @field_validator("routing")
@@ -314,6 +322,7 @@ class QueueParams(Frozen):
         "Centre for Mental Health 2019: adult acute LOS 33 days (England)",
         "Mean length of stay on a local acute ward.",
         gt=0,
+        le=365,
     )
     inpatient_peakedness: float = param(
         1.0,
@@ -322,6 +331,7 @@ class QueueParams(Frozen):
         "sees England's OAP bed-days per 100k within 2% (docs/calibration.md)",
         "Burstiness of admissions (Hayward approximation to Erlang B); raise it for burstier demand.",
         ge=1,
+        le=20,
     )
     oap_los_days: float = param(
         40.0,
@@ -329,6 +339,7 @@ class QueueParams(Frozen):
         "Grant Thornton OAP analysis: 77% of OAPs last 15+ nights and 46% 31+ nights",
         "Mean length of an out-of-area placement.",
         gt=0,
+        le=365,
     )
     oap_travel_mins: float = param(
         120.0,
@@ -336,6 +347,7 @@ class QueueParams(Frozen):
         "Grant Thornton: 57% of OAPs are more than 100 km from home",
         "Travel to an out-of-area bed.",
         ge=0,
+        le=1440,
     )
     crisis_house_los_days: float = param(
         7.0,
@@ -343,6 +355,7 @@ class QueueParams(Frozen):
         "assumption: crisis-house stays are typically up to a week",
         "Mean crisis-house stay.",
         gt=0,
+        le=365,
     )
     mobile_service_hours: float = param(
         3.0,
@@ -350,6 +363,7 @@ class QueueParams(Frozen):
         "assumption: assessment plus travel and write-up",
         "Time a mobile team is busy with one episode.",
         gt=0,
+        le=48,
     )
     mobile_dispatch_mins: float = param(
         15.0,
@@ -357,6 +371,7 @@ class QueueParams(Frozen):
         "assumption: triage and dispatch before the team sets off",
         "Time from referral to departure.",
         ge=0,
+        le=600,
     )
     mobile_standard_urban_mins: float = param(
         60.0,
@@ -364,6 +379,7 @@ class QueueParams(Frozen):
         "1 h urban: commonly used, not confirmed by a published standard (set locally)",
         "Response standard in urban areas.",
         gt=0,
+        le=1440,
     )
     mobile_standard_rural_mins: float = param(
         120.0,
@@ -371,6 +387,7 @@ class QueueParams(Frozen):
         "2 h rural: commonly used, not confirmed by a published standard (set locally)",
         "Response standard in rural areas.",
         gt=0,
+        le=1440,
     )
     mobile_max_utilisation: float = param(
         0.95,
@@ -386,6 +403,7 @@ class QueueParams(Frozen):
         "assumption: a crisis call lasts about 10 minutes",
         "Average handling time of a crisis-line call.",
         gt=0,
+        le=7200,
     )
     hub_answer_within_seconds: float = param(
         20.0,
@@ -393,6 +411,7 @@ class QueueParams(Frozen):
         "SAMHSA 988 cooperative agreements: 95% answered within 20 s",
         "Answer time of the crisis-line service level.",
         gt=0,
+        le=3600,
     )
     hub_mean_patience_seconds: float = param(
         180.0,
@@ -400,6 +419,7 @@ class QueueParams(Frozen):
         "assumption: callers wait on average 3 minutes before hanging up",
         "Mean patience of a caller waiting to be answered.",
         gt=0,
+        le=7200,
     )
     s136_per_100k_per_year: float = param(
         52.0,
@@ -408,6 +428,7 @@ class QueueParams(Frozen):
         "(England and Wales 2023/24) over about 60 M people",
         "Demand for places of safety.",
         ge=0,
+        le=10000,
     )
     place_of_safety_los_days: float = param(
         0.5,
@@ -415,6 +436,7 @@ class QueueParams(Frozen):
         "assumption: about 12 hours in a place of safety (legal maximum 24 h)",
         "Mean stay in a place of safety suite.",
         gt=0,
+        le=30,
     )
 
 
@@ -443,6 +465,7 @@ class CostParams(Frozen):
         "NHS inpatient bed-day GBP 404-429 (trust FOI returns): midpoint 416 x 365",
         "Revenue cost of one local acute bed.",
         ge=0,
+        le=10000000,
     )
     crisis_house_place_gbp_per_year: float = param(
         175_200.0,
@@ -451,6 +474,7 @@ class CostParams(Frozen):
         "secondary source) x 365",
         "Revenue cost of one crisis-house place.",
         ge=0,
+        le=10000000,
     )
     mobile_team_gbp_per_year: float = param(
         620_000.0,
@@ -459,6 +483,7 @@ class CostParams(Frozen):
         "band 5-7 midpoints; assumption)",
         "Revenue cost of keeping one mobile team on shift around the clock.",
         ge=0,
+        le=100000000,
     )
     handler_position_gbp_per_year: float = param(
         68_000.0,
@@ -467,6 +492,7 @@ class CostParams(Frozen):
         "on-costs (assumption)",
         "Revenue cost of one crisis-line handler on one shift every day.",
         ge=0,
+        le=10000000,
     )
     place_of_safety_suite_gbp_per_year: float = param(
         480_000.0,
@@ -474,6 +500,7 @@ class CostParams(Frozen):
         "5.4 WTE to staff a suite 24/7 at about GBP 62k plus estates (assumption)",
         "Revenue cost of one health-based place of safety suite.",
         ge=0,
+        le=100000000,
     )
     oap_gbp_per_bed_day: float = param(
         620.0,
@@ -481,6 +508,7 @@ class CostParams(Frozen):
         "private-sector bed GBP 620 in 2021/22; OAP bed-day GBP 545 in 2018 (Mind / FOI returns)",
         "Cost of one out-of-area bed-day.",
         ge=0,
+        le=100000,
     )
     capital_gbp_per_new_site: dict[str, float] = param(
         {
@@ -536,13 +564,28 @@ class CostParams(Frozen):
 # --------------------------------------------------------------------------- sites
 
 
+MAX_UNITS: dict[str, int] = {
+    "inpatient": 5_000,
+    "crisis_house": 500,
+    "mobile_team": 200,
+    "place_of_safety": 100,
+}
+"""Most units of a service at one site: far above any real site, low enough that nothing
+absurd (a typo of 1e12 beds) reaches the queueing code."""
+MAX_HANDLERS_PER_SHIFT = 500
+
+
 class Capacity(Frozen):
     """Capacity of each site-based service, in its own unit."""
 
-    inpatient_beds: int = Field(0, ge=0, description="beds")
-    crisis_house_places: int = Field(0, ge=0, description="places")
-    mobile_teams: int = Field(0, ge=0, description="teams on shift 24/7")
-    place_of_safety_suites: int = Field(0, ge=0, description="suites")
+    inpatient_beds: int = Field(0, ge=0, le=MAX_UNITS["inpatient"], description="beds")
+    crisis_house_places: int = Field(0, ge=0, le=MAX_UNITS["crisis_house"], description="places")
+    mobile_teams: int = Field(
+        0, ge=0, le=MAX_UNITS["mobile_team"], description="teams on shift 24/7"
+    )
+    place_of_safety_suites: int = Field(
+        0, ge=0, le=MAX_UNITS["place_of_safety"], description="suites"
+    )
 
     def of(self, service: str) -> int:
         return int(getattr(self, CAPACITY_FIELD[service]))
@@ -587,9 +630,9 @@ class Site(Frozen):
 class HubCapacity(Frozen):
     """Crisis-line handlers on duty in each 8-hour shift."""
 
-    night: int = Field(0, ge=0, description="handlers 00:00-08:00")
-    day: int = Field(0, ge=0, description="handlers 08:00-16:00")
-    evening: int = Field(0, ge=0, description="handlers 16:00-24:00")
+    night: int = Field(0, ge=0, le=MAX_HANDLERS_PER_SHIFT, description="handlers 00:00-08:00")
+    day: int = Field(0, ge=0, le=MAX_HANDLERS_PER_SHIFT, description="handlers 08:00-16:00")
+    evening: int = Field(0, ge=0, le=MAX_HANDLERS_PER_SHIFT, description="handlers 16:00-24:00")
 
     def of(self, shift: str) -> int:
         return int(getattr(self, shift))
@@ -618,8 +661,10 @@ class Footprint(Frozen):
 
 
 class Budget(Frozen):
-    revenue_gbp_per_year: float | None = Field(None, ge=0, description="None: today's spend")
-    capital_gbp: float | None = Field(None, ge=0, description="None: no capital limit")
+    revenue_gbp_per_year: float | None = Field(
+        None, ge=0, le=1e11, description="None: today's spend"
+    )
+    capital_gbp: float | None = Field(None, ge=0, le=1e11, description="None: no capital limit")
 
 
 class ObjectiveWeights(Frozen):
@@ -629,6 +674,7 @@ class ObjectiveWeights(Frozen):
         "default: the unit of account",
         "Weight of one OAP bed-day.",
         ge=0,
+        le=1000000.0,
     )
     admission: float = param(
         10.0,
@@ -636,6 +682,7 @@ class ObjectiveWeights(Frozen):
         "assumption: an avoidable admission counts like 10 OAP bed-days",
         "Weight of one admission.",
         ge=0,
+        le=1000000.0,
     )
     travel_hour: float = param(
         0.02,
@@ -643,6 +690,7 @@ class ObjectiveWeights(Frozen):
         "assumption",
         "Weight of one person-hour travelled to crisis-house and mobile services.",
         ge=0,
+        le=1000000.0,
     )
 
 

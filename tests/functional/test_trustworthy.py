@@ -254,3 +254,32 @@ def test_judge_flags_a_locked_ward_closed_and_a_size_below_its_minimum(demo, ins
         f"site_locked:{locked.site_id}:inpatient",
         f"site_min:{sized.site_id}:inpatient",
     }
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "words"),
+    [
+        ("demand.growth_factor", 1e12, "less than or equal to 10"),
+        ("queues.inpatient_los_days", 1e12, "less than or equal to 365"),
+        ("costs.mobile_team_gbp_per_year", 1e12, "less than or equal to"),
+        ("budget.revenue_gbp_per_year", float("nan"), "finite number"),
+        ("demand.growth_factor", float("inf"), "finite number"),
+        ("hub.day", 10**9, "less than or equal to 500"),
+    ],
+)
+def test_absurd_values_are_refused_naming_the_field(demo, path, value, words):
+    with pytest.raises(InputError, match=words) as err:
+        with_changes(demo, {path: value})
+    assert err.value.problems[0].field == path
+
+
+def test_a_site_with_a_billion_beds_is_refused(demo):
+    site = demo.sites[0].model_dump()
+    site["capacity"]["inpatient_beds"] = 10**9
+    data = demo.model_dump(mode="json", exclude={"base_dir"})
+    data["sites"] = [site, *data["sites"][1:]]
+    from pathways.scenario import scenario_from_dict
+
+    with pytest.raises(InputError, match="less than or equal to 5000") as err:
+        scenario_from_dict(data)
+    assert err.value.problems[0].field == "sites[0].capacity.inpatient_beds"
