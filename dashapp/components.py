@@ -389,9 +389,9 @@ def plan_facts(settings: Mapping[str, Any] | None, breaches: Sequence[str] | Non
     body: list[Any] = [
         html.H3(title, className="h4"),
         html.Dl(
-            [part for label, value in rows for part in (html.Dt(label), html.Dd(value))],
+            [html.Div([html.Dt(label), html.Dd(value)], className="fact") for label, value in rows],
             className="facts",
-        ),  # fmt: skip
+        ),
     ]
     if breaches:
         body.append(message(f"This plan {breach_summary(breaches)}:", "error", list(breaches)))

@@ -321,7 +321,6 @@ PARAM_INFO: dict[str, tuple[str, str | None, float | None]] = {
     "pathway.routing": ("Routing between tiers", "share of each tier's episodes; each row adds up to 1", 1),
     "pathway.crisis_house_full_to_inpatient_share": ("Admitted when no crisis-house place is free", "share, 0 to 1", 1),
     "pathway.crisis_house_max_travel_mins": ("Farthest travel to a crisis house", "minutes by road", 600),
-    "pathway.hub_resolved_by_phone_share": ("Crisis-line calls resolved by phone", "share of answered calls, 0 to 1", 1),
     "queues.inpatient_los_days": ("Inpatient length of stay", "days", 365),
     "queues.inpatient_peakedness": ("Burstiness of admissions", "variance / mean of bed demand; 1 = Poisson", 20),
     "queues.oap_los_days": ("Out-of-area placement length", "days", 365),
