@@ -883,7 +883,9 @@ def footprint_label(scenario: Scenario) -> str:
             return f"{row[geography.ICB_SHORT]} ({code})"
         except (InputError, KeyError):
             return str(fp.icb)
-    return f"uploaded areas ({Path(fp.areas_file or '').name})"
+    # the app keeps uploads as ``<name>-<digest>.gpkg``: show the name the user gave
+    stem = re.sub(r"-[0-9a-f]{16}$", "", Path(fp.areas_file or "").stem)
+    return f"uploaded areas ({stem or 'file'})"
 
 
 @dataclass(frozen=True)

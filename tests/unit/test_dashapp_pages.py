@@ -124,6 +124,7 @@ def test_good_area_upload_switches_the_footprint(pages, demo, config):
     assert s.footprint.areas_file and Path(s.footprint.areas_file).exists()
     table = state.area_table(s)
     assert list(table.index) == ["A1", "A2"] and table["population"].sum() == 3000
+    assert state.footprint_label(s) == "uploaded areas (mine)"  # no folders or digests
     assert table["imd_decile"].between(1, 10).all()  # taken from the ICB
 
 
