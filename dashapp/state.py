@@ -305,8 +305,9 @@ FRONTIER_MAX = Bound("Frontier range", "% above today's cost", 1, 100, blank="15
 FRONTIER_SECONDS = Bound("Seconds per budget", "seconds", 2, 300, blank="15 seconds")
 
 #: Model parameters in commissioners' words: path -> (label, unit, upper bound).
-#: Lower bounds come from the library's models (``ge``/``gt``); a unit of ``None``
-#: takes the library's.
+#: Lower bounds come from the library's models (``ge``/``gt``), and the tighter of the
+#: library's upper bound (``le``) and this one applies; a unit of ``None`` takes the
+#: library's.
 PARAM_INFO: dict[str, tuple[str, str | None, float | None]] = {
     "demand.episodes_per_100k_per_year": ("Crisis episodes per 100,000 people", "episodes a year per 100,000 people", 20_000),
     "demand.relative_rate_0_15": ("Relative crisis rate of children (0-15)", "times the rate at ages 16-59", 5),
@@ -350,20 +351,23 @@ PARAM_INFO: dict[str, tuple[str, str | None, float | None]] = {
 }  # fmt: skip
 
 
-def _library_lower(path: str) -> tuple[float | None, bool]:
-    """The lower bound the library's model declares for a parameter (and whether it is open)."""
+def _library_bounds(path: str) -> tuple[float | None, bool, float | None]:
+    """The bounds the library's model declares for a parameter: (lower, lower is open, upper)."""
     from pathways import scenario as sc
 
     group, _, name = path.rpartition(".")
     model = {"demand": sc.DemandParams, "pathway": sc.PathwayParams, "queues": sc.QueueParams,
              "costs": sc.CostParams, "objective.weights": sc.ObjectiveWeights}.get(group)  # fmt: skip
     field = model.model_fields.get(name) if model is not None else None
+    lo, lo_open, hi = None, False, None
     for m in getattr(field, "metadata", ()):
         if getattr(m, "gt", None) is not None:
-            return float(m.gt), True
-        if getattr(m, "ge", None) is not None:
-            return float(m.ge), False
-    return None, False
+            lo, lo_open = float(m.gt), True
+        elif getattr(m, "ge", None) is not None:
+            lo = float(m.ge)
+        if getattr(m, "le", None) is not None:
+            hi = float(m.le)
+    return lo, lo_open, hi
 
 
 def human_unit(unit: str) -> str:
@@ -391,7 +395,10 @@ def param_label(path: str) -> str:
 def param_bound(path: str, unit: str = "") -> Bound:
     """The bounds of a numeric model parameter (the library's lower, the app's upper)."""
     label, own_unit, hi = PARAM_INFO.get(path, (param_label(path), None, None))
-    lo, lo_open = _library_lower(path)
+    lo, lo_open, lib_hi = _library_bounds(path)
+    # the tighter of the library's upper bound and the app's
+    if lib_hi is not None:
+        hi = lib_hi if hi is None else min(hi, lib_hi)
     return Bound(label, own_unit or human_unit(unit) or "number", lo, hi, lo_open)
 
 

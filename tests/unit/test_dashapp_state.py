@@ -275,6 +275,9 @@ def test_every_numeric_parameter_has_a_human_label_and_an_upper_bound():
             bound = state.param_bound(p["path"], p["unit"])
             assert bound.hi is not None and bound.lo is not None, p["path"]
             assert bound.lo <= p["default"] <= bound.hi, p["path"]
+            # the app never offers a value the library's model would refuse
+            lib_lo, _, lib_hi = state._library_bounds(p["path"])
+            assert lib_hi is None or bound.hi <= lib_hi, p["path"]
         assert "_" not in state.param_label(p["path"]), p["path"]
         assert ".md" not in state.human_source(p["source"]), p["path"]
 
