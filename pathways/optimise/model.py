@@ -1011,7 +1011,7 @@ def solve(
     else:
         status = "TIME_LIMIT"
     messages = {
-        "OPTIMAL": f"proven within {gap:.2%} of the best possible",
+        "OPTIMAL": f"within {gap:.2%} of the best possible",
         "TIME_LIMIT": f"stopped on the clock after {seconds:.0f} s; within {gap:.1%} of the best possible"
         if math.isfinite(gap)
         else f"stopped on the clock after {seconds:.0f} s, before any bound was proven",
