@@ -548,10 +548,48 @@ def scenario_to_store(scenario: Scenario) -> dict[str, Any]:
 
 
 def scenario_from_store(data: Mapping[str, Any] | None) -> Scenario:
-    """The session's scenario (the Sussex demo when the session has none)."""
+    """The session's scenario (the Sussex demo when the session has none).
+
+    The scenario comes back from the browser, so nothing in it is trusted: it is
+    re-validated, and any file it names must be one this app stored (see
+    :func:`check_scenario_files`).
+    """
     if not data:
         return demo_scenario()
-    return scenario_from_dict(data, file="scenario")
+    scenario = scenario_from_dict(data, file="scenario")
+    check_scenario_files(scenario, current_config().upload_dir)
+    return scenario
+
+
+def check_scenario_files(scenario: Scenario, upload_dir: Path) -> None:
+    """Refuse a scenario naming a file outside the app's upload folder.
+
+    The server never opens a path a browser chose: a footprint or travel-matrix file must
+    be an absolute path inside ``upload_dir`` once symbolic links are followed (so
+    ``../``, other absolute paths, NUL bytes and links out of the folder are refused).
+    The message does not say whether such a file exists.
+    """
+    root = upload_dir.expanduser().resolve()
+    for field in ("areas_file", "travel_matrix_file"):
+        name = getattr(scenario.footprint, field, None)
+        if name is None:
+            continue
+        ok = "\x00" not in name and Path(name).is_absolute()
+        if ok:
+            try:
+                ok = Path(name).resolve().is_relative_to(root)
+            except (OSError, ValueError):
+                ok = False
+        if not ok:
+            raise InputError(
+                Problem(
+                    "scenario",
+                    None,
+                    f"footprint.{field}",
+                    "this file was not uploaded through the app; upload it again on the "
+                    "Footprint page",
+                )
+            )
 
 
 def with_sections(scenario: Scenario, **sections: Any) -> Scenario:

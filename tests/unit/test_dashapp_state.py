@@ -365,3 +365,59 @@ def test_plan_settings_take_the_solver_record_first():
     assert out["budget_gbp"] == 6.1e7 and out["mobile_within_min"] == 0.8
     assert out["time_limit_s"] == 30 and out["gap_target"] == 0.005
     assert (out["status"], out["gap"]) == ("TIME_LIMIT", 0.04)
+
+
+# --------------------------------------------------------------------------- files a browser names
+
+
+def _with_areas_file(name: str) -> dict:
+    from pathways.scenario import scenario_to_dict
+
+    from dashapp.state import demo_scenario
+
+    data = scenario_to_dict(demo_scenario())
+    data["footprint"] = {"areas_file": name}
+    return data
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["/etc/passwd", "../../secrets.csv", "creds.csv", "/tmp/x\x00.csv", "UPLOAD/../../outside.gpkg"],
+)
+def test_a_scenario_naming_a_file_outside_the_uploads_is_refused(tmp_path, monkeypatch, name):
+    from pathways.errors import InputError
+
+    from dashapp import state
+
+    monkeypatch.setenv(state.ENV_CACHE_DIR, str(tmp_path / "cache"))
+    name = name.replace("UPLOAD", str(tmp_path / "cache" / "uploads"))
+    with pytest.raises(InputError, match="not uploaded through the app") as err:
+        state.scenario_from_store(_with_areas_file(name))
+    assert err.value.problems[0].field == "footprint.areas_file"
+    assert "exist" not in str(err.value)  # the message never says whether the file exists
+
+
+def test_a_link_inside_the_uploads_pointing_out_is_refused(tmp_path, monkeypatch):
+    from pathways.errors import InputError
+
+    from dashapp import state
+
+    monkeypatch.setenv(state.ENV_CACHE_DIR, str(tmp_path / "cache"))
+    uploads = tmp_path / "cache" / "uploads"
+    uploads.mkdir(parents=True)
+    outside = tmp_path / "private.csv"
+    outside.write_text("username,password\nadmin,secret\n")
+    (uploads / "areas.csv").symlink_to(outside)
+    with pytest.raises(InputError, match="not uploaded through the app"):
+        state.scenario_from_store(_with_areas_file(str(uploads / "areas.csv")))
+
+
+def test_a_file_the_app_stored_is_accepted(tmp_path, monkeypatch):
+    from dashapp import state
+
+    monkeypatch.setenv(state.ENV_CACHE_DIR, str(tmp_path / "cache"))
+    stored = tmp_path / "cache" / "uploads" / "areas-0123456789abcdef.gpkg"
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(b"")
+    scenario = state.scenario_from_store(_with_areas_file(str(stored)))
+    assert scenario.footprint.areas_file == str(stored)
