@@ -109,32 +109,44 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from pathways import io
+    from pathways.disclosure import ALL, FOOTPRINT, GAP, PER_100K
     from pathways.kpis import HEADLINE_KPIS, evaluate
     from pathways.plan import load_plan
 
     scenario = _scenario_or_icb(args.scenario)
     plan = load_plan(args.plan) if args.plan else None
     card = evaluate(scenario, plan)
+    suppress = not args.no_suppress
+    name = card.plan_name
+    # one protection for every output of this run: they all hide the same cells
+    disc = io.protection({name: card}, suppress)
     if args.csv:
-        io.write_csv(card, args.csv, suppress=not args.no_suppress)
+        io.write_csv(card, args.csv, suppress=suppress, disc=disc)
         print(f"wrote {args.csv}")
     if args.xlsx:
-        io.write_xlsx(
-            scenario, {card.plan_name: card}, args.xlsx, plan=plan, suppress=not args.no_suppress
-        )
+        io.write_xlsx(scenario, {name: card}, args.xlsx, plan=plan, suppress=suppress, disc=disc)
         print(f"wrote {args.xlsx}")
     if args.json:
-        print(card.to_json())
+        print(io.scorecard_json(card, suppress=suppress, disc=disc))
     elif not (args.csv or args.xlsx):
-        print(f"{scenario.name} - plan '{card.plan_name}' (population {card.population:,.0f})")
+        print(f"{scenario.name} - plan '{name}' (population {card.population:,.0f})")
         print(f"{'KPI':<42}{'value':>16}{'per 100k':>14}{'IMD gap Q1-Q5':>16}")
         for k in HEADLINE_KPIS:
-            v = card.kpis[k]
-            p = card.per_100k.get(k)
-            g = card.imd_gap.get(k)
+            cells = [
+                (card.kpis[k], k, 16),
+                (card.per_100k.get(k), PER_100K + k, 14),
+                (card.imd_gap.get(k), GAP + k, 16),
+            ]
             print(
-                f"{k:<42}{_fmt(v):>16}{_fmt(p) if p is not None else '':>14}{_fmt(g) if g is not None else '':>16}"
+                f"{k:<42}"
+                + "".join(
+                    io.masked(_fmt(v), io.is_hidden(disc, (name, FOOTPRINT, ALL, m)), w)
+                    if v is not None
+                    else " " * w
+                    for v, m, w in cells
+                )
             )
+        print(io.suppression_note(suppress))
     return 0
 
 
@@ -221,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=0, help="solver threads (0 = all cores)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--no-suppress", action="store_true", help="do not suppress counts below 5")
     s.set_defaults(func=cmd_optimise)
 
     s = sub.add_parser("frontier", help="optimise over a range of budgets")

@@ -1,6 +1,7 @@
 """Small-number suppression that cannot be undone by arithmetic on the published figures.
 
-Every export (CSV, Excel, GeoPackage, the printable report) publishes one or more
+Every export (CSV, Excel, GeoPackage, the printable report, the JSON scorecards, the
+optimiser's summary and plan file, the terminal table) publishes one or more
 scorecards as tables whose cells are tied together: quintiles add up to the footprint,
 areas add up to their quintile, a rate is a count over a published population, a cost
 is a count times a published unit cost. Hiding a count below 5 on its own is not
@@ -29,8 +30,10 @@ The rule (docs/disclosure.md explains it for readers of the exports):
 3. **Derived cells of a hidden cell are hidden:** the Q1-Q5 gap when quintile 1 or 5
    is hidden, the plan-versus-today change, the footprint's total cost when its OAP
    cost is hidden (the rest of the total is published capacity x published unit
-   cost), and a site's occupancy, blocked share, busy share and utilisation when its
-   arrivals are hidden.
+   cost), the inpatient occupancy and blocked share when the admissions are hidden
+   (occupancy x beds = admissions x (1 - blocked share) x length of stay / 365), and a
+   site's occupancy, blocked share, busy share and utilisation when its arrivals are
+   hidden.
 4. **Complementary (secondary) suppression.** For every additive relation published
    (quintiles -> footprint, areas -> quintile, areas -> footprint, mobile arrivals by
    site -> footprint, for counts and costs) the cells are audited as an attacker
@@ -50,8 +53,9 @@ below 5 and so narrow them.
 What the rule does not cover: the figures are modelled expected values computed from
 open data and the assumptions published with them, so anyone can re-run the model;
 relations that need the model itself (the routing fractions that tie admissions to
-episodes and crisis-house stays, or the queueing formulas that tie occupancy to
-admissions) are outside the arithmetic audited here.
+episodes and crisis-house stays, or the loss formulas that tie a blocked share to its
+load) are outside the arithmetic audited here; the figures they give are hidden with
+their counts where rule 3 says so.
 """
 
 from __future__ import annotations
@@ -106,6 +110,12 @@ SITE_DERIVED: dict[str, str] = {
     "mobile_all_busy_share": "mobile_arrivals_per_year",
     "mobile_peak_utilisation": "mobile_arrivals_per_year",
 }
+#: Footprint figures that are functions of the footprint's admissions (with the published
+#: beds and length of stay): hidden with them, in every row they are printed. Occupancy is
+#: arithmetic - occupancy x beds = admissions x (1 - blocked share) x length of stay / 365,
+#: with the blocked share printed beside it - and the blocked share is the loss formula
+#: of the same load, as a site's blocked share is of its arrivals.
+ADMISSIONS_DERIVED: tuple[str, ...] = ("inpatient_occupancy", "inpatient_blocked_share")
 _NOT_COUNTS = ("gbp", "share", "hours", "mins", "occupancy", "utilisation", "level")
 
 
@@ -455,6 +465,14 @@ def _cost_and_site_derived(u: _Universe, plan: str, tables: dict[str, pd.DataFra
     if total in u.values and oap in u.values:
         # the rest of the revenue cost is published capacity x published unit costs
         u.derived.append(_Derived(total, {oap: 1.0}))
+    admissions = (plan, FOOTPRINT, ALL, "admissions_per_year")
+    if admissions in u.values:
+        for level in (FOOTPRINT, QUINTILE):
+            for col in ADMISSIONS_DERIVED:
+                for row in tables[level].index if col in tables[level].columns else ():
+                    cell = (plan, level, _row_key(level, row), col)
+                    if cell in u.values:
+                        u.derived.append(_Derived(cell, {admissions: 1.0}, linear=False))
     site = tables.get(SITE)
     if site is None:
         return

@@ -6,11 +6,15 @@ to 0.1, money to whole pounds) and, by default, with small-number suppression fr
 :mod:`pathways.disclosure`: counts below 5 are hidden, and so is every other cell that
 would let a reader work one out (totals minus the other parts, gaps, rates, costs).
 Hidden cells show ``[c]``. All the tables of one export, and all the exports of the
-same scorecards, hide the same cells.
+same scorecards, hide the same cells: compute :func:`protection` once and pass it to
+each writer. The JSON scorecards (:func:`scorecard_dict`) and the plan file
+(:func:`plan_for_export`) apply the same hidden cells: a hidden value is ``null`` (or
+left out of the plan's ``predicted`` block).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -161,9 +165,22 @@ def _rate_kind(key: str) -> str:
 # --------------------------------------------------------------------------- suppression
 
 
-def protection(cards: Mapping[str, Scorecard], suppress: bool = True) -> Disclosure | None:
-    """The hidden cells for exports of ``cards`` (None: nothing hidden)."""
-    return disclosure.protect(cards) if suppress else None
+def protection(
+    cards: Mapping[str, Scorecard], suppress: bool = True, disc: Disclosure | None = None
+) -> Disclosure | None:
+    """The hidden cells for exports of ``cards`` (None: nothing hidden).
+
+    ``disc``: the hidden cells already worked out for the same ``cards`` (reused, so
+    every export of one set of scorecards hides the same cells without recomputing).
+    """
+    if not suppress:
+        return None
+    return disc if disc is not None else disclosure.protect(cards)
+
+
+def is_hidden(disc: Disclosure | None, cell: tuple) -> bool:
+    """Does ``disc`` hide ``cell`` ``(plan, level, row, measure)``?"""
+    return disc is not None and disc.hides(*cell)
 
 
 def is_count_column(name: str) -> bool:
@@ -261,13 +278,15 @@ def detail_frame(
     return pd.DataFrame(rows).set_index("measure")
 
 
-def scorecard_frame(cards: Mapping[str, Scorecard], suppress: bool = True) -> pd.DataFrame:
+def scorecard_frame(
+    cards: Mapping[str, Scorecard], suppress: bool = True, disc: Disclosure | None = None
+) -> pd.DataFrame:
     """The scorecard CSV: every KPI for each plan, then the last plan's per 100k, quintiles and gap.
 
     Rows are labelled KPIs (first column ``measure``), one column per plan, and the KPI
     key in the last column ``kpi``.
     """
-    disc = protection(cards, suppress)
+    disc = protection(cards, suppress, disc)
     comparison = comparison_frame(cards, disc)
     main = next(reversed(cards))
     detail = detail_frame(cards[main], main, disc).drop(columns=["Value", "kpi"])
@@ -310,17 +329,22 @@ def _short(v) -> str:
 
 
 def write_scorecard_csv(
-    cards: Mapping[str, Scorecard], path: str | Path, suppress: bool = True
+    cards: Mapping[str, Scorecard],
+    path: str | Path,
+    suppress: bool = True,
+    disc: Disclosure | None = None,
 ) -> Path:
     """``scorecard.csv``: :func:`scorecard_frame` of ``cards``."""
     path = Path(path)
-    scorecard_frame(cards, suppress).to_csv(path)
+    scorecard_frame(cards, suppress, disc).to_csv(path)
     return path
 
 
-def write_csv(card: Scorecard, path: str | Path, suppress: bool = True) -> Path:
+def write_csv(
+    card: Scorecard, path: str | Path, suppress: bool = True, disc: Disclosure | None = None
+) -> Path:
     """One plan's scorecard as CSV (``pathways evaluate --csv``)."""
-    return write_scorecard_csv({card.plan_name: card}, path, suppress)
+    return write_scorecard_csv({card.plan_name: card}, path, suppress, disc)
 
 
 def sites_frame(
@@ -348,10 +372,11 @@ def write_xlsx(
     path: str | Path,
     plan: Plan | None = None,
     suppress: bool = True,
+    disc: Disclosure | None = None,
 ) -> Path:
     """Excel workbook: scorecard (each plan), plan by site, KPIs by area and by IMD quintile, assumptions."""
     path = Path(path)
-    disc = protection(cards, suppress)
+    disc = protection(cards, suppress, disc)
     main_name, main = next(reversed(cards.items()))
     with pd.ExcelWriter(path, engine="openpyxl") as xl:
         comparison_frame(cards, disc).rename_axis("Measure").to_excel(xl, sheet_name="Scorecard")
@@ -383,7 +408,7 @@ def about_notes(scenario_name: str, main_name: str, suppress: bool) -> list[str]
     return [
         f"Scenario: {scenario_name}",
         f"Plan shown in detail: {main_name}",
-        SUPPRESSION_NOTE if suppress else "Small numbers NOT suppressed.",
+        SUPPRESSION_NOTE if suppress else NOT_SUPPRESSED_NOTE,
         "Figures are modelled expected values per year, not observed counts.",
         "Counts are rounded to 0.1, shares are percentages to 0.1, money is in whole pounds.",
     ]
@@ -394,6 +419,255 @@ SUPPRESSION_NOTE = (
     "can be worked out from totals, the Q1-Q5 gap, rates per 100,000 or costs "
     "(docs/disclosure.md). Zeros are shown."
 )
+
+
+NOT_SUPPRESSED_NOTE = "Small numbers NOT suppressed."
+JSON_SUPPRESSION_NOTE = (
+    "Values whose paths are listed in 'suppressed' are null: a count below 5, or a figure "
+    "hidden so that no count below 5 can be worked out from totals, the Q1-Q5 gap, rates per "
+    "100,000 or costs (docs/disclosure.md). Zeros are shown."
+)
+
+
+def suppression_note(suppress: bool) -> str:
+    """The line a text output ends with: what ``[c]`` means, or that nothing is hidden."""
+    return SUPPRESSION_NOTE if suppress else NOT_SUPPRESSED_NOTE
+
+
+def masked(text: str, hidden: bool, width: int = 0) -> str:
+    """``text`` right-aligned in ``width``, or the marker when the cell is hidden."""
+    return f"{SUPPRESSED if hidden else text:>{width}}"
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+#: Figures in ``Scorecard.extra`` that give a scorecard cell back with a published
+#: number: hidden with it. Detentions x the place-of-safety blocked share = detentions
+#: turned away; the inpatient offered load = admissions x length of stay / 365.
+EXTRA_TIES: dict[str, str] = {
+    "s136_per_year": "s136_turned_away_per_year",
+    "place_of_safety_blocked_share": "s136_turned_away_per_year",
+    "inpatient_offered_load": "admissions_per_year",
+}
+#: Lines of ``Scorecard.cost_breakdown`` that are scorecard cells (the others are
+#: published capacity x published unit costs).
+COST_TIES: dict[str, str] = {"oap": "oap_cost_gbp_per_year", "capital": "capital_cost_gbp"}
+
+
+def _json_cells(card: Scorecard, plan: str) -> dict[tuple[str, ...], tuple | None]:
+    """The numbers of ``card.to_dict()`` that publish a scorecard cell, by path, with the cell.
+
+    None: the number is no scorecard cell but a count below 5, hidden anyway.
+    """
+    f = (plan, FOOTPRINT, ALL)
+    cells: dict[tuple[str, ...], tuple | None] = {}
+    for k in card.kpis:
+        cells[("kpis", k)] = (*f, k)
+    for k in card.per_100k:
+        cells[("per_100k", k)] = (*f, disclosure.PER_100K + k)
+    for k in card.by_quintile.columns:
+        for q in card.by_quintile.index:
+            cells[("by_imd_quintile", str(k), str(q))] = (plan, QUINTILE, int(q), str(k))
+    for k in card.imd_gap:
+        cells[("imd_gap_q1_minus_q5", k)] = (*f, disclosure.GAP + k)
+    for k, kpi in COST_TIES.items():
+        cells[("cost_breakdown_gbp_per_year", k)] = (*f, kpi)
+    for k, v in card.extra.items():
+        if k in EXTRA_TIES:
+            cells[("extra", k)] = (*f, EXTRA_TIES[k])
+        if disclosure.is_count(k) and _small(v):
+            cells[("extra", k)] = None
+    return cells
+
+
+def _small(v: Any) -> bool:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return False
+    return 0 < x < SUPPRESSION_THRESHOLD
+
+
+def scorecard_dict(
+    card: Scorecard,
+    suppress: bool = True,
+    disc: Disclosure | None = None,
+    plan: str | None = None,
+) -> dict[str, Any]:
+    """``card.to_dict()`` as exported: hidden values ``None``, listed under ``suppressed``.
+
+    The structure is :meth:`pathways.kpis.Scorecard.to_dict`'s (which stays the
+    library's full, unsuppressed form) with two more keys: ``suppressed``, the paths
+    (``"kpis.oap_placements_per_year"``, ``"by_imd_quintile.<kpi>.<quintile>"``) of
+    the values set to null, and ``disclosure``, a note saying what they are. ``plan``
+    names the card in ``disc`` (default: its plan name); ``disc`` defaults to the
+    protection of this card alone.
+    """
+    plan = plan if plan is not None else card.plan_name
+    disc = protection({plan: card}, suppress, disc)
+    data = card.to_dict()
+    suppressed = []
+    if disc is not None:
+        for path, cell in _json_cells(card, plan).items():
+            node = data
+            for part in path[:-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict) or path[-1] not in node or node[path[-1]] is None:
+                continue
+            if cell is None or disc.hides(*cell):
+                node[path[-1]] = None
+                suppressed.append(".".join(path))
+    data["suppressed"] = suppressed
+    data["disclosure"] = JSON_SUPPRESSION_NOTE if disc is not None else NOT_SUPPRESSED_NOTE
+    return data
+
+
+def scorecards_dict(
+    cards: Mapping[str, Scorecard], suppress: bool = True, disc: Disclosure | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each plan's :func:`scorecard_dict`, by plan name, hiding the cells of one protection."""
+    disc = protection(cards, suppress, disc)
+    return {name: scorecard_dict(card, suppress, disc, plan=name) for name, card in cards.items()}
+
+
+def scorecard_json(
+    card: Scorecard, suppress: bool = True, disc: Disclosure | None = None, indent: int = 2
+) -> str:
+    """One plan's scorecard as JSON (``pathways evaluate --json``)."""
+    return json.dumps(scorecard_dict(card, suppress, disc), indent=indent)
+
+
+def write_scorecard_json(
+    cards: Mapping[str, Scorecard],
+    path: str | Path,
+    suppress: bool = True,
+    disc: Disclosure | None = None,
+) -> Path:
+    """``scorecard.json`` of ``pathways optimise``: :func:`scorecards_dict` of ``cards``."""
+    path = Path(path)
+    path.write_text(json.dumps(scorecards_dict(cards, suppress, disc), indent=2))
+    return path
+
+
+# --------------------------------------------------------------------------- the plan file
+
+
+def objective_cells(plan: str, mode: str, weights: Any) -> list[tuple]:
+    """The scorecard cells the optimiser's objective is worked out from.
+
+    As :func:`pathways.optimise.baselines.objective_value`: the total cost, or the
+    weighted OAP bed-days, admissions and travel hours (the weights are published).
+    """
+    f = (plan, FOOTPRINT, ALL)
+    if mode == "min_cost":
+        return [(*f, "total_cost_gbp_per_year")]
+    terms = (
+        ("oap_bed_days_per_year", weights.oap_bed_day),
+        ("admissions_per_year", weights.admission),
+        ("travel_burden_hours_per_year", weights.travel_hour),
+    )
+    return [(*f, k) for k, w in terms if w]
+
+
+def objective_hidden(disc: Disclosure | None, plan: str, mode: str, weights: Any) -> bool:
+    """Would the plan's objective give back a hidden cell (it is hidden with them)?"""
+    return any(is_hidden(disc, c) for c in objective_cells(plan, mode, weights))
+
+
+def hidden_predictions(
+    disc: Disclosure | None, plan: str, predicted: Mapping[str, float], mode: str, weights: Any
+) -> set[str]:
+    """Keys of the optimiser's ``predicted`` KPIs an export must leave out.
+
+    A prediction is within about 1% of the scorecard's figure, so it is hidden where
+    that figure is, and when it is itself a count below 5; the predicted objective is
+    hidden when any figure it is worked out from is.
+    """
+    if disc is None:
+        return set()
+    out = {
+        k
+        for k, v in predicted.items()
+        if k != "objective"
+        and (is_hidden(disc, (plan, FOOTPRINT, ALL, k)) or (disclosure.is_count(k) and _small(v)))
+    }
+    if "objective" in predicted:
+        parts = {c[3] for c in objective_cells(plan, mode, weights)}
+        if parts & out or objective_hidden(disc, plan, mode, weights):
+            out.add("objective")
+    return out
+
+
+def budget_hidden(disc: Disclosure | None, scenario: Scenario, base: str = "current") -> bool:
+    """Is the revenue budget today's total cost (none set), and that cost hidden?"""
+    return scenario.budget.revenue_gbp_per_year is None and is_hidden(
+        disc, (base, FOOTPRINT, ALL, "total_cost_gbp_per_year")
+    )
+
+
+def plan_for_export(
+    plan: Plan, disc: Disclosure | None, scenario: Scenario, card: str = "optimised"
+) -> tuple[Plan, list[str]]:
+    """``plan`` as ``plan.yaml`` publishes it, and what was left out of it.
+
+    The optimiser's ``predicted`` KPIs that the scorecard hides are dropped; the
+    solver's objective and bound go when the objective would give back a hidden cell;
+    the budget in the solver's settings goes when it is today's hidden total cost.
+    ``card`` names the plan's scorecard in ``disc``. The result still loads with
+    :func:`pathways.plan.load_plan` and evaluates as before (none of this is read).
+    """
+    if disc is None:
+        return plan, []
+    mode, weights = scenario.objective.mode, scenario.objective.weights
+    drop = hidden_predictions(disc, card, plan.predicted, mode, weights)
+    left_out = [f"predicted.{k}" for k in plan.predicted if k in drop]
+    update: dict[str, Any] = {
+        "predicted": {k: v for k, v in plan.predicted.items() if k not in drop}
+    }
+    rep = plan.solver
+    if rep is not None:
+        fields: dict[str, Any] = {}
+        if "objective" in drop or objective_hidden(disc, card, mode, weights):
+            for name in ("objective", "best_bound"):
+                if getattr(rep, name) is not None:
+                    fields[name] = None
+                    left_out.append(f"solver.{name}")
+        if budget_hidden(disc, scenario) and rep.settings.get("budget_gbp") is not None:
+            fields["settings"] = {**rep.settings, "budget_gbp": None}
+            left_out.append("solver.settings.budget_gbp")
+        if fields:
+            update["solver"] = rep.model_copy(update=fields)
+    return plan.model_copy(update=update), left_out
+
+
+def write_plan_yaml(
+    plan: Plan,
+    path: str | Path,
+    scenario: Scenario,
+    suppress: bool = True,
+    disc: Disclosure | None = None,
+    cards: Mapping[str, Scorecard] | None = None,
+    card: str = "optimised",
+) -> Path:
+    """``plan.yaml`` of ``pathways optimise``: :func:`plan_for_export`, with a note on top.
+
+    ``disc`` (or, without it, the protection of ``cards``) gives the hidden cells.
+    """
+    from pathways.plan import dump_plan
+
+    if suppress and disc is None and cards is None:
+        raise ValueError("give the scorecards (or their protection) to suppress the plan")
+    disc = protection(cards or {}, suppress, disc)
+    shown, left_out = plan_for_export(plan, disc, scenario, card)
+    if disc is None:
+        head = [f"# {NOT_SUPPRESSED_NOTE}"]
+    else:
+        head = ["# Small numbers suppressed (docs/disclosure.md)" + ("." if not left_out else
+                ": left out, or null, as the scorecard hides them: " + ", ".join(left_out))]  # fmt: skip
+    path = Path(path)
+    path.write_text("\n".join(head) + "\n" + dump_plan(shown), encoding="utf-8")
+    return path
 
 
 def finite_or_none(x: float) -> float | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
@@ -14,7 +13,6 @@ import pandas as pd
 from pathways.errors import InputError, Problem
 from pathways.kpis import HEADLINE_KPIS
 from pathways.optimise import SolverOptions, objective_value, optimise_with_baselines, status_text
-from pathways.plan import dump_plan
 from pathways.scenario import SERVICES, Scenario, load_scenario, with_changes
 
 
@@ -100,15 +98,43 @@ def write_sites_geojson(table: pd.DataFrame, path: Path) -> None:
     gdf.to_crs("EPSG:4326").to_file(path, driver="GeoJSON")
 
 
-def summary_text(scenario: Scenario, result) -> str:
+def summary_text(scenario: Scenario, result, suppress: bool = True, disc=None) -> str:
+    """``summary.txt``: the solver's report, every plan's headline KPIs, and the prediction check.
+
+    Small numbers are suppressed as in the scorecard exports of ``result.cards`` (``disc``:
+    their protection, worked out once for all of them): a hidden cell prints ``[c]``, and
+    so do the objective, the solver's bound and the prediction of a hidden KPI, which
+    would give it back.
+    """
+    from pathways import io
+    from pathways.disclosure import ALL, FOOTPRINT, GAP
+
     plan, cards = result.plan, result.cards
-    rep = plan.solver
-    bound = f"{rep.best_bound:,.2f}" if rep.best_bound is not None else "none proven"
-    gap = f"{rep.gap:.3%}" if rep.gap is not None else "unknown"
+    disc = io.protection(cards, suppress, disc)
     g = result.goals
+    weights = scenario.objective.weights
+    names = list(cards)
+    main = "optimised" if "optimised" in cards else names[-1]
+
+    def hidden(name: str, measure: str) -> bool:
+        return io.is_hidden(disc, (name, FOOTPRINT, ALL, measure))
+
+    def obj_hidden(name: str) -> bool:
+        return io.objective_hidden(disc, name, g.mode, weights)
+
+    pred = plan.predicted
+    drop = io.hidden_predictions(disc, main, pred, g.mode, weights)
+    rep = plan.solver
+    c = io.SUPPRESSED
+    bound = f"{rep.best_bound:,.2f}" if rep.best_bound is not None else "none proven"
+    objective = f"{rep.objective:,.2f}" if rep.objective is not None else "none"
+    if obj_hidden(main) or "objective" in drop:
+        objective, bound = c, (c if rep.best_bound is not None else bound)
+    gap = f"{rep.gap:.3%}" if rep.gap is not None else "unknown"
+    budget = c if io.budget_hidden(disc, scenario) else f"{g.budget_gbp:,.0f}"
     lines = [
         f"Scenario: {scenario.name}",
-        f"Objective mode: {g.mode}; budget GBP {g.budget_gbp:,.0f} a year; capital "
+        f"Objective mode: {g.mode}; budget GBP {budget} a year; capital "
         + (f"GBP {g.capital_gbp:,.0f}" if g.capital_gbp is not None else "unlimited"),
         f"Standards: mobile responses within the standard >= {g.mobile_within_min:.1%}; crisis "
         f"line answered in time >= {g.hub_sl_min:.1%}"
@@ -118,40 +144,57 @@ def summary_text(scenario: Scenario, result) -> str:
             else ""
         )
         + (f"; equity gap <= {g.equity_gap:.0%}" if g.equity_gap is not None else ""),
-        f"Solver: {rep.solver}, status {rep.status}, objective {rep.objective:,.2f}, best bound "
+        f"Solver: {rep.solver}, status {rep.status}, objective {objective}, best bound "
         f"{bound}, gap {gap}, {rep.seconds:.1f} s, {rep.iterations} round(s)",
         f"Status: {status_text(rep)}",
         "Every limit above is met by the plan, as judged by evaluate.",
     ]
-    names = list(cards)
     lines.append("")
     lines.append(f"{'KPI':<40}" + "".join(f"{n:>18}" for n in names))
     for k in (*HEADLINE_KPIS, "travel_burden_hours_per_year"):
-        lines.append(
-            f"{k:<40}"
-            + "".join(
-                f"{cards[n].kpis[k]:>18,.3f}"
-                if abs(cards[n].kpis[k]) < 10
-                else f"{cards[n].kpis[k]:>18,.0f}"
-                for n in names
-            )
-        )
-    lines.append(f"{'objective':<40}" + "".join(f"{result.objectives[n]:>18,.1f}" for n in names))
+        row = []
+        for n in names:
+            v = cards[n].kpis[k]
+            row.append(io.masked(f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}", hidden(n, k), 18))
+        lines.append(f"{k:<40}" + "".join(row))
+    lines.append(
+        f"{'objective':<40}"
+        + "".join(io.masked(f"{result.objectives[n]:,.1f}", obj_hidden(n), 18) for n in names)
+    )
+    gap_key = "admissions_per_year"
     lines.append(
         f"{'equity gap: admissions per 100k Q1-Q5':<40}"
-        + "".join(f"{cards[n].imd_gap['admissions_per_year']:>18,.1f}" for n in names)
+        + "".join(
+            io.masked(f"{cards[n].imd_gap[gap_key]:,.1f}", hidden(n, GAP + gap_key), 18)
+            for n in names
+        )
     )
-    pred = plan.predicted
-    card = cards["optimised"]
+    card = cards[main]
     lines.append("")
-    lines.append("Optimiser's prediction vs evaluate (relative difference):")
-    for k in ("oap_bed_days_per_year", "admissions_per_year", "total_cost_gbp_per_year"):
+    checked = [k for k in ("oap_bed_days_per_year", "admissions_per_year",
+                           "total_cost_gbp_per_year") if k in pred]  # fmt: skip
+    if checked:
+        lines.append("Optimiser's prediction vs evaluate (relative difference):")
+    else:
+        lines.append("Optimiser's prediction vs evaluate: none (the plan carries no prediction)")
+    for k in checked:
         diff = abs(pred[k] - card.kpis[k]) / max(abs(card.kpis[k]), 1e-9)
-        lines.append(f"  {k:<36}{pred[k]:>16,.2f}{card.kpis[k]:>16,.2f}{diff:>10.4%}")
+        shown_k, shown_pred = not hidden(main, k), k not in drop
+        lines.append(
+            f"  {k:<36}"
+            + io.masked(f"{pred[k]:,.2f}", not shown_pred, 16)
+            + io.masked(f"{card.kpis[k]:,.2f}", not shown_k, 16)
+            + io.masked(f"{diff:.4%}", not (shown_k and shown_pred), 10)
+        )
+    lines.append("")
+    lines.append(io.suppression_note(disc is not None))
     return "\n".join(lines)
 
 
 def optimise_cli(args, scenario: Scenario | None = None) -> int:
+    from pathways import io
+    from pathways.disclosure import SITE
+
     scenario = _apply_overrides(scenario or load_scenario(args.scenario), args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,19 +206,27 @@ def optimise_cli(args, scenario: Scenario | None = None) -> int:
             scenario, SolverOptions(**{**opts.__dict__, "progress": progress})
         )
     plan, card = result.plan, result.cards["optimised"]
-    dump_plan(plan, out / "plan.yaml")
+    suppress = not getattr(args, "no_suppress", False)
+    # one protection for every file of this run: they all hide the same cells
+    disc = io.protection(result.cards, suppress)
+    io.write_plan_yaml(plan, out / "plan.yaml", scenario, suppress, disc)
     table = sites_table(scenario, plan, card)
-    table.to_csv(out / "plan_sites.csv")
+    # a site's blocked and busy shares are functions of its arrivals: hidden with them, as
+    # in the workbook ([c] in the CSV, null in the GeoJSON)
+    shares = ("crisis_house_blocked_share", "mobile_all_busy_share")
+    csv_table = table.astype({c: object for c in shares})
+    for c in shares:
+        hide = [io.is_hidden(disc, ("optimised", SITE, str(s), c)) for s in table.index]
+        csv_table.loc[hide, c] = io.SUPPRESSED
+        table.loc[hide, c] = np.nan
+    csv_table.to_csv(out / "plan_sites.csv")
     write_sites_geojson(table, out / "plan_sites.geojson")
     plan.allocation_table().to_csv(out / "plan_allocation.csv", index=False)
-    from pathways.io import write_scorecard_csv, write_xlsx
-
-    write_scorecard_csv(result.cards, out / "scorecard.csv")
-    (out / "scorecard.json").write_text(
-        json.dumps({n: c.to_dict() for n, c in result.cards.items()}, indent=2)
-    )
-    write_xlsx(scenario, result.cards, out / "scorecard.xlsx", plan=plan)
-    text = summary_text(scenario, result)
+    io.write_scorecard_csv(result.cards, out / "scorecard.csv", suppress, disc)
+    io.write_scorecard_json(result.cards, out / "scorecard.json", suppress, disc)
+    io.write_xlsx(scenario, result.cards, out / "scorecard.xlsx", plan=plan, suppress=suppress,
+                  disc=disc)  # fmt: skip
+    text = summary_text(scenario, result, suppress, disc)
     (out / "summary.txt").write_text(text + "\n")
     print(text)
     print(

@@ -1,16 +1,22 @@
 """Small-number suppression cannot be undone: every export, attacked.
 
-The attacker below reads an export back from the file (CSV, Excel, GeoPackage, HTML),
-knows the populations (open data), the constants of the Assumptions sheet and the
-plans' capacities, and uses every relation the exports publish: quintiles and areas
+The attacker below reads an export back from the file (CSV, Excel, GeoPackage, HTML,
+the JSON scorecards, the terminal table of ``pathways evaluate``, and the optimiser's
+``summary.txt`` and ``plan.yaml``), knows the populations (open data), the constants
+of the Assumptions sheet, the objective's weights and the plans' capacities, and uses
+every relation the exports publish: quintiles and areas
 adding up to the footprint, the Q1-Q5 gap, rates per 100,000, OAP bed-days and cost
 as fixed multiples, measures that are a constant multiple of another in every row
 (placements = admissions x blocked share, veterans, mobile episodes, crisis-line calls
 shared out by population), mobile responses within the standard = share x episodes,
-the total cost = published capacity x unit cost + OAP cost, and plan-minus-today
-changes. It solves each relation for a single unknown (chaining the answers) and
-tightens intervals across all relations; a suppressed count is recovered when a
-solution lands within 0.5 of it or its interval is at most 1 wide. The attacker is
+the total cost = published capacity x unit cost + OAP cost, plan-minus-today
+changes, inpatient occupancy x beds = admissions x (1 - blocked share) x length of
+stay / 365, the optimiser's objective as weighted KPIs, a budget that is today's total
+cost, and the optimiser's predictions (within about 1% of the scorecard) with their
+printed relative difference. It solves each relation for a single unknown (chaining
+the answers, from published estimates too) and tightens intervals across all
+relations; a suppressed count is recovered when a solution lands within 0.5 of it or
+its interval is at most 1 wide. The attacker is
 independent of :mod:`pathways.disclosure`; it is shown able to recover cells when
 complementary suppression is switched off.
 """
@@ -18,6 +24,8 @@ complementary suppression is switched off.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import math
 import re
 import subprocess
@@ -32,11 +40,13 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+import yaml
 from lxml import html as lxml_html
 
 from pathways import costs, disclosure, io
-from pathways.kpis import COUNT_KPIS, RATE_KPIS, Scorecard, evaluate
-from pathways.plan import Plan, SitePlan, baseline_plan
+from pathways.kpis import COUNT_KPIS, HEADLINE_KPIS, RATE_KPIS, Scorecard, evaluate
+from pathways.optimise import OptimiseResult, SolverOptions, optimise_with_baselines
+from pathways.plan import Plan, SitePlan, baseline_plan, load_plan
 from pathways.scenario import Capacity, Scenario, load_scenario
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,6 +94,8 @@ class Case:
     scenario: Scenario
     plans: dict[str, Plan]
     cards: dict[str, Scorecard]
+    result: OptimiseResult | None = None
+    """The optimiser's run the command line writes (optimiser cases only)."""
 
     @property
     def main(self) -> Scorecard:
@@ -123,17 +135,65 @@ def cases(tmp_path_factory) -> dict[str, Case]:
     return {"sussex": _case("sussex", SUSSEX), "small": _case("small", tmp / "small.yaml")}
 
 
+SMALL_BUDGET = 2_500_000
+"""A revenue budget for the seven areas above today's cost, so the plans differ."""
+
+
+def _opt_case(name: str, path: Path, predicted: bool) -> Case:
+    """The optimiser's run on ``path``, with today's, the baselines' and its plan.
+
+    On footprints this small the first plan found is already the best, and it carries
+    no prediction; with ``predicted``, the plan is given the prediction a solver's
+    plan carries (within about 1% of the scorecard; 0.3% here).
+    """
+    scenario = load_scenario(path)
+    result = optimise_with_baselines(scenario, SolverOptions(time_limit_s=10))
+    if predicted:
+        card = result.cards["optimised"]
+        keys = ("admissions_per_year", "oap_placements_per_year", "oap_bed_days_per_year",
+                "total_cost_gbp_per_year", "travel_burden_hours_per_year")  # fmt: skip
+        pred = {k: card.kpis[k] * 1.003 for k in keys}
+        pred["objective"] = result.objectives["optimised"] * 1.003
+        result = dataclasses.replace(
+            result, plan=result.plan.model_copy(update={"predicted": pred})
+        )
+    plans = {"current": baseline_plan(scenario), **result.baselines, "optimised": result.plan}
+    assert list(plans) == list(result.cards)
+    return Case(name, path, scenario, plans, dict(result.cards), result)
+
+
+@pytest.fixture(scope="module")
+def opt_cases(cases, tmp_path_factory) -> dict[str, Case]:
+    """``pathways optimise`` on the seven small areas: without a budget (it is today's cost,
+    so every plan is today's) and with one (the plans differ, with a prediction)."""
+    small = cases["small"]
+    tmp = tmp_path_factory.mktemp("opt")
+    budget = tmp / "small_budget.yaml"
+    budget.write_text(
+        small.path.read_text() + f"budget: {{revenue_gbp_per_year: {SMALL_BUDGET}}}\n"
+    )
+    return {
+        "small": _opt_case("small", small.path, predicted=False),
+        "small-budget": _opt_case("small-budget", budget, predicted=True),
+    }
+
+
 # --------------------------------------------------------------------------- reading exports
 
 
 @dataclass
 class Publication:
-    """What a reader sees: shown cells as intervals (rounding), suppressed cells, area quintiles."""
+    """What a reader sees: shown cells as intervals (rounding), suppressed cells, area quintiles.
+
+    ``estimates``: figures published as close to a cell but not equal to it (the
+    optimiser's predictions, within about 1% of the scorecard's figure).
+    """
 
     shown: dict[Key, tuple[float, float]] = field(default_factory=dict)
     hidden: set[Key] = field(default_factory=set)
     area_quintile: dict[str, int] = field(default_factory=dict)
     detail: str | None = None
+    estimates: dict[Key, float] = field(default_factory=dict)
 
     def put(self, key: Key, value: object, half: float | None) -> None:
         """``half``: half the rounding unit (None: ``value`` is text to read)."""
@@ -157,6 +217,8 @@ class Publication:
         self.hidden |= other.hidden
         self.area_quintile |= other.area_quintile
         self.detail = self.detail or other.detail
+        for k, v in other.estimates.items():
+            self.estimates.setdefault(k, v)
 
 
 def _kind(measure: str) -> str:
@@ -349,6 +411,177 @@ def read_html(text: str, case: Case) -> Publication:
     return pub
 
 
+def _exact(pub: Publication, key: Key, value: float) -> None:
+    """A number printed in full (JSON, YAML): known to float precision."""
+    pub.put(key, float(value), 1e-9 * max(1.0, abs(float(value))))
+
+
+def read_json(data: dict, case: Case, plan: str | None = None) -> Publication:
+    """One scorecard as JSON (``Scorecard.to_dict()`` with nulls listed under ``suppressed``).
+
+    Besides the scorecard cells, a reader has the cost breakdown's OAP line (the OAP
+    cost), the inpatient offered load (admissions x length of stay / 365) and section
+    136 detentions x the place-of-safety blocked share (detentions turned away).
+    """
+    plan = plan or data["plan"]
+    pub = Publication()
+    hidden = set(data["suppressed"])
+
+    def put(path: tuple[str, ...], key: Key, value: object) -> None:
+        if ".".join(path) in hidden:
+            pub.hidden.add(key)
+        elif value is not None:
+            _exact(pub, key, value)
+
+    for k, v in data["kpis"].items():
+        put(("kpis", k), (plan, F, "all", k), v)
+    for k, v in data["per_100k"].items():
+        put(("per_100k", k), (plan, F, "all", "per_100k:" + k), v)
+    for k, v in data["imd_gap_q1_minus_q5"].items():
+        put(("imd_gap_q1_minus_q5", k), (plan, F, "all", "gap:" + k), v)
+    for k, column in data["by_imd_quintile"].items():
+        if k != "population":
+            for q, v in column.items():
+                put(("by_imd_quintile", k, q), (plan, Q, int(q), k), v)
+    oap = data["cost_breakdown_gbp_per_year"].get("oap")
+    if oap is not None:
+        _exact(pub, (plan, F, "all", "oap_cost_gbp_per_year"), oap)
+    extra = data.get("extra", {})
+    load = extra.get("inpatient_offered_load")
+    if load is not None:
+        los = case.scenario.queues.inpatient_los_days
+        _exact(pub, (plan, F, "all", "admissions_per_year"), load * 365.0 / los)
+    s136, blocked = extra.get("s136_per_year"), extra.get("place_of_safety_blocked_share")
+    if s136 is not None and blocked is not None:
+        _exact(pub, (plan, F, "all", "s136_turned_away_per_year"), s136 * blocked)
+    return pub
+
+
+def read_json_cards(data: dict, case: Case) -> Publication:
+    """``scorecard.json`` of ``pathways optimise``: each plan's scorecard by name."""
+    pub = Publication()
+    for name, card in data.items():
+        pub.merge(read_json(card, case, name))
+    return pub
+
+
+def _read_text_number(text: str) -> tuple[float, float] | None:
+    """A figure as a text table prints it (``1,234``, ``12.3``, ``0.432``, ``0.31%``): value, half a unit."""
+    text = text.strip()
+    if not text or text == io.SUPPRESSED:
+        return None
+    pct = text.endswith("%")
+    digits = text.rstrip("%").replace(",", "")
+    decimals = len(digits.split(".")[1]) if "." in digits else 0
+    v, half = float(digits), 0.5 * 10.0**-decimals
+    return (v / 100, half / 100) if pct else (v, half)
+
+
+def _put_text(pub: Publication, key: Key, text: str) -> None:
+    if text.strip() == io.SUPPRESSED:
+        pub.hidden.add(key)
+    elif (num := _read_text_number(text)) is not None:
+        pub.put(key, num[0], num[1])
+
+
+def read_table(text: str, plan: str) -> Publication:
+    """The table ``pathways evaluate`` prints: KPI, value, per 100k, IMD gap Q1-Q5."""
+    pub = Publication()
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("KPI"))
+    for line in lines[start + 1 :]:
+        k = line[:42].strip()
+        if k not in HEADLINE_KPIS:
+            break
+        _put_text(pub, (plan, F, "all", k), line[42:58])
+        _put_text(pub, (plan, F, "all", "per_100k:" + k), line[58:72])
+        _put_text(pub, (plan, F, "all", "gap:" + k), line[72:88])
+    return pub
+
+
+def _budget_is_today(case: Case) -> bool:
+    """No budget set: the optimiser's budget is today's total cost."""
+    return case.scenario.budget.revenue_gbp_per_year is None
+
+
+TODAY_COST: Key = ("current", F, "all", "total_cost_gbp_per_year")
+MAIN = "optimised"
+
+
+def read_summary(text: str, case: Case) -> Publication:
+    """``summary.txt``: the budget, the solver's objective, every plan's KPIs, the prediction check."""
+    pub = Publication()
+    lines = text.splitlines()
+    budget = re.search(r"budget GBP (\S+) a year", text)
+    if budget and _budget_is_today(case):
+        _put_text(pub, TODAY_COST, budget.group(1))
+    solver = re.search(r"objective (.+?), best bound (.+?), gap (.+?), ", text)
+    if solver:
+        obj, bound, gap = (_read_text_number(g) for g in solver.groups())
+        if obj is not None:
+            pub.estimates[(MAIN, F, "all", "objective")] = obj[0]
+        elif bound is not None and gap is not None and gap[0] < 1:
+            pub.estimates[(MAIN, F, "all", "objective")] = bound[0] / (1 - gap[0])
+    start = next(i for i, line in enumerate(lines) if line.startswith("KPI"))
+    names = [lines[start][40 + 18 * i : 58 + 18 * i].strip() for i in range(len(case.cards))]
+    assert names == list(case.cards), names
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        label = line[:40].strip()
+        measure = {
+            "objective": "objective",
+            "equity gap: admissions per 100k Q1-Q5": "gap:admissions_per_year",
+        }.get(label, label)
+        for i, name in enumerate(names):
+            _put_text(pub, (name, F, "all", measure), line[40 + 18 * i : 58 + 18 * i])
+    after = lines[next(i for i, line in enumerate(lines) if line.startswith("Optimiser's")) + 1 :]
+    for line in after:
+        if not line.startswith("  "):
+            break
+        k, pred, kpi, diff = line[2:38].strip(), line[38:54], line[54:70], line[70:80]
+        key = (MAIN, F, "all", k)
+        _put_text(pub, key, kpi)
+        if pred.strip() == io.SUPPRESSED:
+            continue
+        p, p_half = _read_text_number(pred)
+        pub.estimates.setdefault(key, p)
+        if (d := _read_text_number(diff)) is not None and p > 0:
+            # |p - kpi| / kpi = d: kpi = p / (1 + d) or p / (1 - d)
+            lo = (p - p_half) / (1 + d[0] + d[1])
+            hi = (p + p_half) / (1 - d[0] - d[1])
+            pub.put(key, (lo + hi) / 2, (hi - lo) / 2)
+    return pub
+
+
+def read_plan_yaml(text: str, case: Case) -> Publication:
+    """``plan.yaml``: what its first line says is left out, the predictions, the solver's report."""
+    pub = Publication()
+    first = text.splitlines()[0]
+    left_out = first.split("hides them: ", 1)[1].split(", ") if "hides them: " in first else []
+    for item in left_out:
+        if item.startswith("predicted."):
+            pub.hidden.add((MAIN, F, "all", item.split(".", 1)[1]))
+        elif item == "solver.objective":
+            pub.hidden.add((MAIN, F, "all", "objective"))
+        elif item == "solver.settings.budget_gbp" and _budget_is_today(case):
+            pub.hidden.add(TODAY_COST)
+    data = yaml.safe_load(text)
+    for k, v in (data.get("predicted") or {}).items():
+        pub.estimates[(MAIN, F, "all", k)] = float(v)
+    rep = data.get("solver") or {}
+    if rep.get("objective") is not None:
+        pub.estimates.setdefault((MAIN, F, "all", "objective"), float(rep["objective"]))
+    elif rep.get("best_bound") is not None and rep.get("gap") is not None and rep["gap"] < 1:
+        pub.estimates.setdefault(
+            (MAIN, F, "all", "objective"), rep["best_bound"] / (1 - rep["gap"])
+        )
+    budget = (rep.get("settings") or {}).get("budget_gbp")
+    if budget is not None and _budget_is_today(case):
+        _exact(pub, TODAY_COST, budget)
+    return pub
+
+
 # --------------------------------------------------------------------------- the attacker
 
 
@@ -390,13 +623,17 @@ class Attack:
         self.los = constants.get("queues.oap_los_days", sc.queues.oap_los_days)
         self.per_day = constants.get("costs.oap_gbp_per_bed_day", sc.costs.oap_gbp_per_bed_day)
         self.veterans = constants.get("demand.veterans_share", sc.demand.veterans_share)
+        self.inpatient_los = constants.get(
+            "queues.inpatient_los_days", sc.queues.inpatient_los_days
+        )
         self.bounds: dict[Key, list[float]] = {}
         for k, (lo, hi) in pub.shown.items():
             self.bounds[k] = [lo, hi]
-        for k in pub.hidden:
-            self.bounds[k] = self._prior(k)
+        for k in (*pub.hidden, *pub.estimates):
+            self.bounds.setdefault(k, self._prior(k))
         self.lins: list[Lin] = []
         self.ratios: list[Ratio] = []
+        self.occupancy: list[tuple[Key, Key, Key, float]] = []
         self._relations()
 
     # ---- knowledge
@@ -500,6 +737,27 @@ class Attack:
             if sites:
                 self.lins.append(Lin([(self.ref((p, F, "all", "mobile_episodes_per_year")), -1.0)]
                                      + [(k, 1.0) for k in sites]))  # fmt: skip
+            objective = (p, F, "all", "objective")
+            if objective in keys and self.case.scenario is not None:
+                w = self.case.scenario.objective.weights
+                terms = (
+                    [("total_cost_gbp_per_year", 1.0)]
+                    if self.case.scenario.objective.mode == "min_cost"
+                    else [("oap_bed_days_per_year", w.oap_bed_day), ("admissions_per_year", w.admission),
+                          ("travel_burden_hours_per_year", w.travel_hour)]
+                )  # fmt: skip
+                self.lins.append(Lin([(objective, 1.0)]
+                                     + [(self.ref((p, F, "all", m)), -a) for m, a in terms]))  # fmt: skip
+            # occupancy x beds = admissions x (1 - blocked share) x length of stay / 365 (every
+            # quintile row repeats the footprint's occupancy and blocked share)
+            beds = self.case.plans[p].total("inpatient") if p in self.case.plans else 0
+            occ = [k for k in mine if k[3] == "inpatient_occupancy" and k[1] in (F, Q)]
+            blocked = [k for k in mine if k[3] == "inpatient_blocked_share" and k[1] in (F, Q)]
+            if beds > 0:
+                admissions = self.ref((p, F, "all", "admissions_per_year"))
+                for o in occ:
+                    for b in blocked:
+                        self.occupancy.append((o, b, admissions, beds * 365.0 / self.inpatient_los))
 
     # ---- interval arithmetic
     def _tighten(self, key: Key, lo: float, hi: float) -> bool:
@@ -557,9 +815,17 @@ class Attack:
                 moved |= self._tighten(a, blo / k_hi if math.isfinite(k_hi) else 0.0, bhi / k_lo)
         return moved
 
+    def _occupancy_pass(self) -> bool:
+        moved = False
+        for occ, blocked, admissions, scale in self.occupancy:
+            (olo, ohi), (blo, bhi) = self.bounds[occ], self.bounds[blocked]
+            if math.isfinite(ohi) and bhi < 1:
+                moved |= self._tighten(admissions, olo * scale / (1 - blo), ohi * scale / (1 - bhi))
+        return moved
+
     def intervals(self, passes: int = 80) -> dict[Key, list[float]]:
         for _ in range(passes):
-            moved = False
+            moved = self._occupancy_pass()
             for rel in self.lins:
                 moved |= self._lin_pass(rel)
             for rel in self.ratios:
@@ -571,6 +837,8 @@ class Attack:
     # ---- solving relations one unknown at a time
     def solutions(self) -> dict[Key, float]:
         est = {k: (lo + hi) / 2 for k, (lo, hi) in self.pub.shown.items()}
+        for k, v in self.pub.estimates.items():
+            est.setdefault(k, v)
         progress = True
         while progress:
             progress = False
@@ -664,6 +932,9 @@ def recovered(case: Case, pub: Publication, constants: dict[str, float]) -> dict
 FORMATS = (
     "cli-csv",
     "cli-xlsx",
+    "cli-json",
+    "cli-table",
+    "cli-all",
     "io-xlsx",
     "app-xlsx",
     "app-csv",
@@ -671,6 +942,8 @@ FORMATS = (
     "app-html",
     "app-all",
 )
+#: The files of one ``pathways optimise`` run, read back.
+OPT_FORMATS = ("opt-json", "opt-summary", "opt-plan", "opt-csv", "opt-xlsx", "opt-all")
 
 
 @contextlib.contextmanager
@@ -686,29 +959,104 @@ def secondary_off(monkeypatch) -> Iterator[None]:
         yield
 
 
-_CLI_RUNS: dict[tuple, tuple[Path, Path]] = {}
+def run_cli(args: list[str], in_process: bool) -> str:
+    """``pathways ARGS``: its standard output.
 
-
-def _cli(case: Case, tmp: Path, in_process: bool, *extra: str) -> tuple[Path, Path]:
-    """``pathways evaluate --csv --xlsx``: one run serves both formats.
-
-    In a subprocess, as a user runs it; in process only under :func:`secondary_off`.
+    In a subprocess, as a user runs it; in process only where a test patches the library.
     """
-    run_key = (str(case.path), in_process, extra)
-    if run_key in _CLI_RUNS:
-        return _CLI_RUNS[run_key]
-    csv, xlsx = tmp / "card.csv", tmp / "card.xlsx"
-    args = ["evaluate", str(case.path), "--csv", str(csv), "--xlsx", str(xlsx), *extra]
     if in_process:
         from pathways.cli import main
 
-        assert main(args) == 0
+        out = StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(args) == 0
+        return out.getvalue()
+    run = subprocess.run([sys.executable, "-m", "pathways.cli", *args], capture_output=True, text=True,
+                         timeout=300, cwd=REPO)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+_CLI_RUNS: dict[tuple, object] = {}
+
+
+@dataclass
+class CliRun:
+    csv: Path
+    xlsx: Path
+    json: str
+    table: str
+
+
+def _cli(case: Case, tmp: Path, in_process: bool, *extra: str) -> CliRun:
+    """``pathways evaluate --csv --xlsx --json`` (one run serves the three) and the table plain
+    ``pathways evaluate`` prints. Subprocess runs are kept for the session."""
+    run_key = ("evaluate", str(case.path), extra)
+    if not in_process and run_key in _CLI_RUNS:
+        return _CLI_RUNS[run_key]  # type: ignore[return-value]
+    tmp.mkdir(parents=True, exist_ok=True)
+    csv, xlsx = tmp / "card.csv", tmp / "card.xlsx"
+    args = ["evaluate", str(case.path), "--csv", str(csv), "--xlsx", str(xlsx), "--json", *extra]
+    out = run_cli(args, in_process)
+    run = CliRun(
+        csv, xlsx, out[out.index("{") :], run_cli(["evaluate", str(case.path), *extra], in_process)
+    )
+    if not in_process:
+        _CLI_RUNS[run_key] = run
+    return run
+
+
+#: Optimiser cases a subprocess reproduces (the others carry a prepared prediction).
+OPT_AS_USER = frozenset({"small"})
+
+
+def _opt(case: Case, tmp: Path, in_process: bool, *extra: str) -> Path:
+    """``pathways optimise --out DIR``: the folder.
+
+    In process, the optimiser's result is the case's own (``case.result``); in a
+    subprocess, the command line optimises again and must find the same plan.
+    """
+    in_process = in_process or case.name not in OPT_AS_USER
+    run_key = ("optimise", str(case.path), extra)
+    if not in_process and run_key in _CLI_RUNS:
+        return _CLI_RUNS[run_key]  # type: ignore[return-value]
+    out = tmp / "opt"
+    args = ["optimise", str(case.path), "--out", str(out), "--time-limit", "10", "--quiet", *extra]
+    if in_process:
+        import pathways.optimise.run as run_module
+
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(
+                run_module, "optimise_with_baselines", lambda scenario, opts=None: case.result
+            )
+            run_cli(args, True)
     else:
-        run = subprocess.run([sys.executable, "-m", "pathways.cli", *args], capture_output=True, text=True,
-                             timeout=300, cwd=REPO)  # fmt: skip
-        assert run.returncode == 0, run.stderr
-    _CLI_RUNS[run_key] = (csv, xlsx)
-    return csv, xlsx
+        run_cli(args, False)
+        written = load_plan(out / "plan.yaml")
+        assert written.sites == case.result.plan.sites, "the command line found another plan"
+        _CLI_RUNS[run_key] = out
+    return out
+
+
+def opt_publications(
+    case: Case, tmp: Path, in_process: bool = False, suppress: bool = True
+) -> tuple[dict[str, tuple[Publication, dict[str, float]]], Path]:
+    """Each file of one optimiser run read back (and all of them together), and the folder."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    out = _opt(case, tmp, in_process, *([] if suppress else ["--no-suppress"]))
+    xlsx, consts = read_xlsx((out / "scorecard.xlsx").read_bytes(), case)
+    pubs = {
+        "opt-json": (read_json_cards(json.loads((out / "scorecard.json").read_text()), case), {}),
+        "opt-summary": (read_summary((out / "summary.txt").read_text(), case), {}),
+        "opt-plan": (read_plan_yaml((out / "plan.yaml").read_text(), case), {}),
+        "opt-csv": (read_csv((out / "scorecard.csv").read_text()), {}),
+        "opt-xlsx": (xlsx, consts),
+    }
+    every = Publication()
+    for pub, _ in pubs.values():
+        every.merge(pub)
+    pubs["opt-all"] = (every, consts)
+    return pubs, out
 
 
 def build(fmt: str, case: Case, tmp: Path, in_process: bool = False, suppress: bool = True):
@@ -719,11 +1067,22 @@ def build(fmt: str, case: Case, tmp: Path, in_process: bool = False, suppress: b
     consts: dict[str, float] = {}
     cards, plan = case.cards, case.plans["optimised"]
     if fmt.startswith("cli"):
-        csv, xlsx = _cli(case, tmp, in_process, *([] if suppress else ["--no-suppress"]))
+        run = _cli(case, tmp, in_process, *([] if suppress else ["--no-suppress"]))
         one = _case_view(case, {"current": case.cards["current"]})
-        if fmt == "cli-csv":
-            return read_csv(csv.read_text()), consts, one
-        pub, consts = read_xlsx(xlsx.read_bytes(), one)
+        pubs = {
+            "cli-csv": lambda: (read_csv(run.csv.read_text()), {}),
+            "cli-xlsx": lambda: read_xlsx(run.xlsx.read_bytes(), one),
+            "cli-json": lambda: (read_json(json.loads(run.json), one), {}),
+            "cli-table": lambda: (read_table(run.table, "current"), {}),
+        }
+        if fmt == "cli-all":
+            pub = Publication()
+            for name in pubs:
+                part, c = pubs[name]()
+                pub.merge(part)
+                consts |= c
+            return pub, consts, one
+        pub, consts = pubs[fmt]()
         return pub, consts, one
     if fmt == "io-xlsx":
         io.write_xlsx(case.scenario, dict(cards), tmp / "io.xlsx", plan=plan, suppress=suppress)
@@ -763,18 +1122,202 @@ def _case_view(case: Case, cards: dict[str, Scorecard]) -> Case:
 # --------------------------------------------------------------------------- the tests
 
 
+def assert_protected(
+    pub: Publication, consts: dict[str, float], case: Case, must_hide: bool, what: str = ""
+) -> None:
+    """No count below 5 is shown, and the attacker recovers none of the hidden ones."""
+    # (a count, not a rate or gap of one)
+    small = [k for k, (lo, hi) in pub.shown.items() if _additive(k[3]) and _is_count(k[3])
+             and 0 < (lo + hi) / 2 < 4.95]  # fmt: skip
+    small += [k for k, v in pub.estimates.items() if _is_count(k[3]) and 0 < v < 4.95]
+    assert not small, f"{what}: counts below 5 shown: {small[:5]}"
+    if must_hide:
+        assert pub.hidden, f"{what}: the export hides nothing: the attack would prove nothing"
+    found = recovered(case, pub, consts)
+    assert not found, (
+        f"{what}: {len(found)} suppressed cells recovered, e.g. {list(found.items())[:5]}"
+    )
+
+
+def assert_same_hidden(pubs: dict[str, Publication]) -> None:
+    """Cells two exports both publish are hidden in both or in neither."""
+    seen = {fmt: (set(p.shown) | set(p.estimates)) - p.hidden for fmt, p in pubs.items()}
+    for a, pa in pubs.items():
+        for b in pubs:
+            clash = pa.hidden & seen[b]
+            assert not clash, f"hidden in {a}, shown in {b}: {sorted(clash, key=str)[:5]}"
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", ["sussex", "small"])
 def test_no_suppressed_count_can_be_recovered(cases, name, fmt, tmp_path):
     pub, consts, case = build(fmt, cases[name], tmp_path)
-    # (a count, not a rate or gap of one)
-    small = [k for k, (lo, hi) in pub.shown.items() if _additive(k[3]) and _is_count(k[3])
-             and 0 < (lo + hi) / 2 < 4.95]  # fmt: skip
-    assert not small, f"counts below 5 shown: {small[:5]}"
-    if name == "small":
-        assert pub.hidden, "the export hides nothing: the attack would prove nothing"
-    found = recovered(case, pub, consts)
-    assert not found, f"{len(found)} suppressed cells recovered, e.g. {list(found.items())[:5]}"
+    assert_protected(pub, consts, case, must_hide=name == "small", what=fmt)
+
+
+@pytest.mark.parametrize("name", ["sussex", "small"])
+def test_the_evaluate_outputs_hide_the_same_cells(cases, name, tmp_path):
+    fmts = ("cli-csv", "cli-xlsx", "cli-json", "cli-table")
+    assert_same_hidden({f: build(f, cases[name], tmp_path)[0] for f in fmts})
+
+
+@pytest.mark.parametrize("name", ["small", "small-budget"])
+def test_no_suppressed_count_can_be_recovered_from_the_optimiser_files(opt_cases, name, tmp_path):
+    """scorecard.json, summary.txt, plan.yaml, scorecard.csv and .xlsx of one run, alone and together."""
+    case = opt_cases[name]
+    pubs, out = opt_publications(case, tmp_path)
+    for fmt, (pub, consts) in pubs.items():
+        assert_protected(pub, consts, case, must_hide=True, what=fmt)
+    assert_same_hidden({fmt: pub for fmt, (pub, _) in pubs.items() if fmt != "opt-all"})
+    # the sites file hides the blocked and busy shares the workbook hides
+    sites = pd.read_csv(out / "plan_sites.csv", index_col="site_id", dtype=str)
+    xlsx = pubs["opt-xlsx"][0]
+    for col in ("crisis_house_blocked_share", "mobile_all_busy_share"):
+        for site, v in sites[col].items():
+            assert (v == io.SUPPRESSED) == ((MAIN, S, site, col) in xlsx.hidden), (site, col)
+    geo = gpd.read_file(out / "plan_sites.geojson").set_index("site_id")
+    assert (geo["mobile_all_busy_share"].isna() == (sites["mobile_all_busy_share"] == "[c]")).all()
+
+
+def test_the_attack_recovers_cells_from_the_optimiser_files_without_complementary_suppression(
+    opt_cases, tmp_path, monkeypatch
+):
+    found: dict[str, dict] = {fmt: {} for fmt in OPT_FORMATS}
+    with secondary_off(monkeypatch):
+        for name, case in opt_cases.items():
+            pubs, _ = opt_publications(case, tmp_path / name, in_process=True)
+            for fmt, (pub, consts) in pubs.items():
+                found[fmt] |= {(name, *k): how for k, how in recovered(case, pub, consts).items()}
+    # the plan file alone publishes no relation between its figures that pins a count
+    missing = [fmt for fmt, f in found.items() if not f and fmt != "opt-plan"]
+    assert not missing, f"with counts below 5 hidden alone, nothing recovered from {missing}"
+
+
+def test_without_suppression_the_optimiser_files_give_the_hidden_counts_back_and_say_so(
+    opt_cases, tmp_path
+):
+    given_back: dict[str, set] = {fmt: set() for fmt in OPT_FORMATS}
+    for name, case in opt_cases.items():
+        on_pubs, on_dir = opt_publications(case, tmp_path / name / "on")
+        off_pubs, off_dir = opt_publications(case, tmp_path / name / "off", suppress=False)
+        for fmt in OPT_FORMATS:
+            (on, _), (off, consts) = on_pubs[fmt], off_pubs[fmt]
+            assert not off.hidden, fmt
+            assert set(on.shown) | on.hidden <= set(off.shown) | set(off.estimates), fmt
+            if fmt != "opt-all":  # (together, unhidden cells narrow shown ones)
+                assert {k: off.shown[k] for k in on.shown} == on.shown, fmt
+            assert {k: off.estimates[k] for k in on.estimates} == on.estimates, fmt
+            # a reader told which cells the protected files hide reads them all back
+            told = Publication(dict(off.shown), set(on.hidden), estimates=dict(off.estimates))
+            found = recovered(case, told, consts)
+            attack = Attack(case, told, consts)
+            counts = {k for k in on.hidden if truth(case, k) is not None
+                      and count_unit(attack, k) is not None}  # fmt: skip
+            assert counts <= set(found), (fmt, sorted(counts - set(found), key=str)[:5])
+            given_back[fmt] |= {(name, *k) for k in counts}
+        # and each file says whether small numbers are suppressed
+        for folder, suppressed in ((on_dir, True), (off_dir, False)):
+            for card in json.loads((folder / "scorecard.json").read_text()).values():
+                note = io.JSON_SUPPRESSION_NOTE if suppressed else io.NOT_SUPPRESSED_NOTE
+                assert card["disclosure"] == note and (bool(card["suppressed"]) == suppressed)
+            summary = (folder / "summary.txt").read_text().splitlines()
+            assert summary[-1] == io.suppression_note(suppressed)
+            assert ("[c]" in "\n".join(summary[:-1])) == suppressed
+            first = (folder / "plan.yaml").read_text().splitlines()[0]
+            assert first.startswith("# Small numbers " + ("suppressed" if suppressed else "NOT"))
+    assert all(given_back.values()), {f: len(v) for f, v in given_back.items()}
+
+
+def test_the_plan_file_loads_evaluates_and_leaves_out_hidden_predictions(opt_cases, tmp_path):
+    case = opt_cases["small-budget"]
+    pubs, out = opt_publications(case, tmp_path / "on")
+    plan = load_plan(out / "plan.yaml")
+    assert plan.sites == case.plans[MAIN].sites and plan.allocation == case.plans[MAIN].allocation
+    card = evaluate(case.scenario, plan)
+    for k, v in case.cards[MAIN].kpis.items():
+        assert card.kpis[k] == pytest.approx(v, rel=1e-12, abs=1e-12, nan_ok=True), k
+    csv = pubs["opt-csv"][0]
+    full = case.result.plan.predicted
+    kept = {k for k in full if k != "objective" and (MAIN, F, "all", k) not in csv.hidden}
+    assert set(plan.predicted) == kept and kept < set(full)
+    assert all(plan.predicted[k] == full[k] for k in kept)
+    assert plan.solver.objective is None and plan.solver.best_bound is None
+    assert plan.solver.gap == case.result.plan.solver.gap
+    # evaluate reads it as a user would
+    text = run_cli(["evaluate", str(case.path), "--plan", str(out / "plan.yaml"), "--json"], True)
+    assert json.loads(text)["plan"] == MAIN
+    _, off = opt_publications(case, tmp_path / "off", suppress=False)
+    assert load_plan(off / "plan.yaml").predicted == full
+    # today's cost is the budget when none is set: hidden with it
+    small = opt_cases["small"]
+    _, out = opt_publications(small, tmp_path / "small")
+    settings = load_plan(out / "plan.yaml").solver.settings
+    assert settings["budget_gbp"] is None and "budget GBP [c]" in (out / "summary.txt").read_text()
+
+
+def _walk(node: object, path: tuple = ()) -> Iterator[tuple[tuple, object]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v, (*path, str(k)))
+    else:
+        yield path, node
+
+
+@pytest.mark.parametrize("name", ["sussex", "small"])
+def test_evaluate_json_is_the_scorecard_with_hidden_values_null_and_listed(cases, name, tmp_path):
+    case = cases[name]
+    full = case.cards["current"].to_dict()
+    on = json.loads(_cli(case, tmp_path / "on", False).json)
+    off = json.loads(_cli(case, tmp_path / "off", False, "--no-suppress").json)
+    assert off == {**full, "suppressed": [], "disclosure": io.NOT_SUPPRESSED_NOTE}
+    assert set(on) == set(full) | {"suppressed", "disclosure"}
+    assert on["disclosure"] == io.JSON_SUPPRESSION_NOTE
+    listed = set(on["suppressed"])
+    values = dict(_walk({k: on[k] for k in full}))
+    for path, v in _walk(full):
+        dotted = ".".join(path)
+        if dotted in listed:
+            assert values[path] is None and v is not None, dotted
+        else:
+            assert values[path] == v, dotted
+    assert listed <= {".".join(p) for p, _ in _walk(full)}
+    expect = {
+        "sussex": {"kpis.s136_turned_away_per_year", "extra.s136_per_year",
+                   "extra.place_of_safety_blocked_share"},
+        "small": {"kpis.oap_placements_per_year", "kpis.admissions_per_year",
+                  "extra.inpatient_offered_load", "cost_breakdown_gbp_per_year.oap",
+                  "kpis.inpatient_occupancy"},
+    }[name]  # fmt: skip
+    assert expect <= listed, expect - listed
+    table = _cli(case, tmp_path / "on", False).table.splitlines()
+    assert table[-1] == io.SUPPRESSION_NOTE
+    assert _cli(case, tmp_path / "off", False, "--no-suppress").table.splitlines()[-1] == (
+        io.NOT_SUPPRESSED_NOTE
+    )
+
+
+def test_json_extras_give_back_the_cells_they_are_tied_to_unless_hidden_with_them(
+    cases, tmp_path, monkeypatch
+):
+    """Detentions x the place-of-safety blocked share = detentions turned away (Sussex)."""
+    s136 = ("current", F, "all", "s136_turned_away_per_year")
+    pub, consts, one = build("cli-json", cases["sussex"], tmp_path / "on")
+    assert s136 in pub.hidden and not recovered(one, pub, consts)
+    monkeypatch.setattr(io, "EXTRA_TIES", {})
+    pub, consts, one = build("cli-json", cases["sussex"], tmp_path / "off", in_process=True)
+    assert s136 in pub.hidden and s136 in recovered(one, pub, consts)
+
+
+def test_occupancy_gives_back_hidden_admissions_unless_hidden_with_them(
+    cases, tmp_path, monkeypatch
+):
+    """Occupancy x beds = admissions x (1 - blocked share) x length of stay / 365."""
+    admissions = ("current", F, "all", "admissions_per_year")
+    pub, consts, one = build("cli-csv", cases["small"], tmp_path / "on")
+    assert admissions in pub.hidden and ("current", F, "all", "inpatient_occupancy") in pub.hidden
+    monkeypatch.setattr(disclosure, "ADMISSIONS_DERIVED", ())
+    pub, consts, one = build("cli-csv", cases["small"], tmp_path / "off", in_process=True)
+    assert admissions in pub.hidden and admissions in recovered(one, pub, consts)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -807,7 +1350,8 @@ def test_the_review_findings_are_recoverable_without_and_not_with_protection(
 
 
 @pytest.mark.parametrize(
-    "fmt", ["cli-csv", "cli-xlsx", "io-xlsx", "app-csv", "app-gpkg", "app-html"]
+    "fmt",
+    ["cli-csv", "cli-xlsx", "cli-json", "cli-table", "io-xlsx", "app-csv", "app-gpkg", "app-html"],
 )
 def test_suppression_only_hides_cells_it_never_changes_them(cases, fmt, tmp_path):
     for name, case in cases.items():
