@@ -371,9 +371,8 @@ def test_plan_settings_take_the_solver_record_first():
 
 
 def _with_areas_file(name: str) -> dict:
-    from pathways.scenario import scenario_to_dict
-
     from dashapp.state import demo_scenario
+    from pathways.scenario import scenario_to_dict
 
     data = scenario_to_dict(demo_scenario())
     data["footprint"] = {"areas_file": name}
@@ -385,9 +384,8 @@ def _with_areas_file(name: str) -> dict:
     ["/etc/passwd", "../../secrets.csv", "creds.csv", "/tmp/x\x00.csv", "UPLOAD/../../outside.gpkg"],
 )
 def test_a_scenario_naming_a_file_outside_the_uploads_is_refused(tmp_path, monkeypatch, name):
-    from pathways.errors import InputError
-
     from dashapp import state
+    from pathways.errors import InputError
 
     monkeypatch.setenv(state.ENV_CACHE_DIR, str(tmp_path / "cache"))
     name = name.replace("UPLOAD", str(tmp_path / "cache" / "uploads"))
@@ -398,9 +396,8 @@ def test_a_scenario_naming_a_file_outside_the_uploads_is_refused(tmp_path, monke
 
 
 def test_a_link_inside_the_uploads_pointing_out_is_refused(tmp_path, monkeypatch):
-    from pathways.errors import InputError
-
     from dashapp import state
+    from pathways.errors import InputError
 
     monkeypatch.setenv(state.ENV_CACHE_DIR, str(tmp_path / "cache"))
     uploads = tmp_path / "cache" / "uploads"
