@@ -56,7 +56,7 @@ def bench_optimise(time_limit: float) -> list[tuple[str, float, str]]:
     out = Path("/tmp/bench-optimise")
     t = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, "-m", "pathways.cli", "optimise", str(SUSSEX), "--out", str(out), "--time-limit", str(time_limit), "--quiet"],
+        [sys.executable, "-m", "pathways.cli", "optimise", str(SUSSEX), "--out", str(out), "--time-limit", str(time_limit), "--quiet", "--no-suppress"],
         capture_output=True, text=True,
     )
     wall = time.perf_counter() - t

@@ -63,7 +63,7 @@ def one_run(case: str, time_limit: float, folder: Path) -> dict:
     t = time.perf_counter()
     run = subprocess.run(
         [sys.executable, "-m", "pathways.cli", "optimise", str(_scenario(case, folder)),
-         "--out", str(out), "--time-limit", str(time_limit), "--quiet"],
+         "--out", str(out), "--time-limit", str(time_limit), "--quiet", "--no-suppress"],
         capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
     wall = time.perf_counter() - t

@@ -904,7 +904,9 @@ class _Incumbent:
             log.info("%s plan rejected: %s", source, "; ".join(self.rejected))
             return False
         obj = objective_value(card, self.goals.mode, self.weights)
-        if obj < self.objective - 1e-9 * max(abs(obj), 1.0):
+        tol = 1e-9 * max(abs(obj), 1.0)
+        # on a tie the solver's plan wins: it carries its catchments and predictions
+        if obj < self.objective - tol or (source == "solver" and obj <= self.objective + tol):
             self.plan, self.objective, self.source = plan, obj, source
             return True
         return False

@@ -123,14 +123,14 @@ def test_cli_writes_plan_that_evaluate_accepts(tmp_path):
     assert load_scenario(spath).fingerprint() == scenario.fingerprint()
     out = tmp_path / "out"
     run = subprocess.run([sys.executable, "-m", "pathways.cli", "optimise", str(spath), "--out", str(out),
-                          "--time-limit", "20"], capture_output=True, text=True, timeout=300)
+                          "--time-limit", "120", "--no-suppress"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     for name in ("plan.yaml", "plan_sites.csv", "plan_sites.geojson", "scorecard.csv", "scorecard.xlsx", "summary.txt"):
         assert (out / name).exists(), name
     assert "solving" in run.stderr  # progress was shown
     plan = load_plan(out / "plan.yaml")
     ev = subprocess.run([sys.executable, "-m", "pathways.cli", "evaluate", str(spath), "--plan", str(out / "plan.yaml"),
-                         "--json"], capture_output=True, text=True, timeout=120)
+                         "--json", "--no-suppress"], capture_output=True, text=True, timeout=120)
     assert ev.returncode == 0, ev.stderr
     import json
 
