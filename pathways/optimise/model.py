@@ -885,6 +885,13 @@ def run_solver(built: Built, opts: SolverOptions, seconds: float, hint: dict | N
     return result
 
 
+def _gap(objective: float, bound: float) -> float:
+    """Relative distance of a plan's objective above the best bound (inf without a bound)."""
+    if not math.isfinite(bound):
+        return math.inf
+    return max(0.0, (objective - bound) / max(abs(objective), 1e-9))
+
+
 class _Incumbent:
     """The best plan so far that ``evaluate`` finds within every limit."""
 
@@ -984,16 +991,21 @@ def solve(
         if exact:
             best.offer(extract_plan(inst, built, name, snap), "solver")
             break
-        # Polish rather than re-solve: with the integers fixed, refining the tangents is an
-        # LP and makes the estimates exact in a few passes. Further MIP rounds rarely move
-        # the integer plan; they are needed only when the exact losses push the fixed
-        # plan over a limit (the LP turns infeasible), and then the new tangents go back in.
+        # Polish before re-solving: with the integers fixed, refining the tangents is an
+        # LP and makes the estimates exact in a few passes, which gives an exact plan at
+        # once. Another MIP round (with the new tangents) is needed only when that plan is
+        # not yet within the gap of the bound (the round's bound came from tangents that
+        # were too low) or the exact losses push the fixed plan over a limit.
         refine(inst, built, snap, opts.tolerance)
         progress("refining queueing estimates")
-        if _polish(inst, built, opts, best, name, elapsed):
+        _polish(inst, built, opts, best, name, elapsed)
+        if best.plan is not None and _gap(best.objective, bound) <= opts.gap + 1e-9:
             break
         proven = False
     seconds = elapsed()
+    clock_stopped = reason == mathopt.TerminationReason.FEASIBLE or (
+        opts.time_limit_s - reserve - seconds <= 0.5
+    )
     if best.plan is None:
         if reason in (
             mathopt.TerminationReason.INFEASIBLE,
@@ -1005,7 +1017,7 @@ def solve(
         detail = "the best plan found breaks: " + "; ".join(best.rejected) if best.rejected else ""
         raise NoPlanInTimeError(opts.time_limit_s, detail)
     obj = best.objective
-    gap = max(0.0, (obj - bound) / max(abs(obj), 1e-9)) if math.isfinite(bound) else math.inf
+    gap = _gap(obj, bound)
     if gap <= opts.gap + 1e-9 and (proven or math.isfinite(bound)):
         status = "OPTIMAL"
     elif best.source == "heuristic":
@@ -1014,9 +1026,16 @@ def solve(
         status = "TIME_LIMIT"
     messages = {
         "OPTIMAL": f"within {gap:.2%} of the best possible",
-        "TIME_LIMIT": f"stopped on the clock after {seconds:.0f} s; within {gap:.1%} of the best possible"
-        if math.isfinite(gap)
-        else f"stopped on the clock after {seconds:.0f} s, before any bound was proven",
+        "TIME_LIMIT": (
+            f"stopped on the clock after {seconds:.0f} s"
+            if clock_stopped
+            else f"stopped after {rounds} rounds of refinement"
+        )
+        + (
+            f"; within {gap:.1%} of the best possible"
+            if math.isfinite(gap)
+            else ", before any bound was proven"
+        ),
         "HEURISTIC": "the solver found nothing better than the heuristic plan in time"
         + (f"; within {gap:.1%} of the best possible" if math.isfinite(gap) else ""),
     }
