@@ -49,7 +49,8 @@ def layout(**_query: str) -> html.Div:
                         value=["on"],
                         options=[
                             {
-                                "label": "Suppress small numbers (counts below 5 shown as '<5') - recommended before "
+                                "label": "Suppress small numbers (counts below 5, and figures that would give them "
+                                "back, shown as [c]) - recommended before "
                                 "sharing",
                                 "value": "on",
                             }
