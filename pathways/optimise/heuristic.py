@@ -39,7 +39,6 @@ from pathways.constraints import Goals, breaches
 from pathways.costs import unit_cost
 from pathways.instance import Instance
 from pathways.kpis import evaluate
-from pathways.optimise.baselines import objective_value
 from pathways.optimise.model import MAX_HUB_HANDLERS, site_bounds
 from pathways.plan import Plan, SitePlan
 from pathways.scenario import SERVICES, SHIFT_HOURS, SHIFTS, Capacity, HubCapacity
@@ -615,9 +614,4 @@ def feasible_plan(inst: Instance, goals: Goals, name: str = "heuristic") -> Plan
     return plan
 
 
-def objective_of(inst: Instance, plan: Plan, goals: Goals) -> float:
-    """The objective the optimiser minimises, from ``evaluate``."""
-    return objective_value(evaluate(inst, plan), goals.mode, inst.scenario.objective.weights)
-
-
-__all__ = ["feasible_plan", "objective_of"]
+__all__ = ["feasible_plan"]
