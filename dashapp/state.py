@@ -21,6 +21,8 @@ import logging
 import math
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
-from pathways import geography
+from pathways import geography, uploads
 from pathways._paths import data_dir
 from pathways.errors import InfeasibleError, InputError, NoPlanInTimeError, Problem
 from pathways.plan import Plan, plan_from_dict
@@ -1291,26 +1293,171 @@ def merge_rows(
 # --------------------------------------------------------------------------- uploads
 
 UPLOAD_SUFFIXES = (".csv", ".geojson", ".json", ".gpkg", ".zip")
+#: Spreadsheet files people try to upload; the message says how to save them as CSV.
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
+#: Each upload is written to its own new folder here while it is read, then deleted.
+INCOMING = "incoming"
+#: Left-over raw uploads (from a crash, or kept by earlier versions of the app in
+#: ``uploads/<digest>/``) older than this are removed, unless a saved scenario names a
+#: file in them. Validated copies of uploaded areas (``uploads/areas/``) are never removed.
+RAW_UPLOAD_RETENTION_S = 24 * 3600
+_LEGACY_RAW_FOLDER = re.compile(r"^[0-9a-f]{16}$")
+PATIENT_LEVEL_NOTE = "the uploaded file was deleted from the server at once; nothing from it was kept"
 
 
-def save_upload(contents: str, filename: str, folder: Path) -> Path:
-    """Write a ``dcc.Upload`` payload to ``folder/<hash>/<filename>`` and return the path."""
-    name = Path(filename or "upload").name
+def decode_upload(contents: str | None, filename: str | None) -> tuple[str, bytes]:
+    """The safe file name and the bytes of a ``dcc.Upload`` payload (``data:...;base64,...``).
+
+    Refuses, before decoding, a file type the app does not read and a file larger than
+    the upload limit (:func:`pathways.uploads.max_upload_bytes`).
+    """
+    name = uploads.safe_file_name(filename, "upload")
     suffix = Path(name).suffix.lower()
+    if suffix in SPREADSHEET_SUFFIXES:
+        raise InputError(Problem(name, None, None, "Excel and other spreadsheet files cannot be "
+                                 "read directly: in Excel use File > Save As > 'CSV UTF-8 (comma "
+                                 "delimited)' and upload the .csv file"))  # fmt: skip
     if suffix not in UPLOAD_SUFFIXES:
         raise InputError(Problem(name, None, None, f"unsupported file type '{suffix or '(none)'}'; "
                                  f"expected one of {', '.join(UPLOAD_SUFFIXES)}"))  # fmt: skip
+    if not isinstance(contents, str) or "," not in contents:
+        raise InputError(Problem(name, None, None, "the file could not be read"))
+    b64 = contents.split(",", 1)[1]
+    # every 4 base64 characters carry 3 bytes: refuse a large file before decoding it
+    uploads.check_size(len(b64) * 3 // 4 - b64[-2:].count("="), name)
     try:
-        _, b64 = contents.split(",", 1)
-        raw = base64.b64decode(b64)
-    except (ValueError, AttributeError):
+        raw = base64.b64decode(b64, validate=True)
+    except ValueError:  # binascii.Error
         raise InputError(Problem(name, None, None, "the file could not be read")) from None
+    if not raw:
+        raise InputError(Problem(name, None, None, "the file is empty"))
+    return name, raw
+
+
+def _write_new(path: Path, raw: bytes) -> None:
+    """Create ``path`` (never through a symbolic link, never over an existing file)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(raw)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def save_upload(contents: str, filename: str, folder: Path) -> Path:
+    """Write a ``dcc.Upload`` payload to ``folder/<hash>/<safe name>`` and return the path.
+
+    The same content gives the same file. The app itself reads uploads through
+    :func:`received_upload`, which keeps nothing.
+    """
+    name, raw = decode_upload(contents, filename)
     digest = hashlib.sha256(raw).hexdigest()[:16]
     target = folder / digest / name
     target.parent.mkdir(parents=True, exist_ok=True)
+    if not _inside(target.parent, folder):
+        raise InputError(Problem(name, None, None, "the file could not be stored"))
     if not target.exists():
-        target.write_bytes(raw)
+        _write_new(target, raw)
     return target
+
+
+@contextlib.contextmanager
+def received_upload(contents: str, filename: str | None, folder: Path):
+    """The uploaded file on disk while the ``with`` block reads it, deleted afterwards.
+
+    The file goes to a new folder with a random name under ``folder/incoming``, with a
+    safe version of the user's file name (so messages can name it); whatever happens
+    (accepted, refused, an error), the folder is deleted when the block ends, so raw
+    uploads never pile up. Left-overs older than :data:`RAW_UPLOAD_RETENTION_S` are
+    cleaned on the way (:func:`purge_stale_uploads`). A refusal of patient-level data
+    says that the file was deleted.
+    """
+    name, raw = decode_upload(contents, filename)
+    incoming = folder / INCOMING
+    incoming.mkdir(parents=True, exist_ok=True)
+    purge_stale_uploads(folder)
+    private = Path(tempfile.mkdtemp(dir=incoming))
+    try:
+        if not _inside(private, folder):
+            raise InputError(Problem(name, None, None, "the file could not be stored"))
+        path = private / name
+        _write_new(path, raw)
+        try:
+            yield path
+        except InputError as err:
+            if any(uploads.AGGREGATE_ONLY in p.message for p in err.problems):
+                raise InputError([*err.problems, Problem(name, None, None, PATIENT_LEVEL_NOTE)]) from None
+            raise
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def saved_scenario_files(config: AppConfig | None = None) -> set[Path]:
+    """Every file a saved scenario names (areas and travel matrices), resolved."""
+    found: set[Path] = set()
+    with contextlib.closing(open_store(config)) as store:
+        for row in store.list_scenarios():
+            fp = store.load_scenario(row["name"]).footprint
+            for name in (fp.areas_file, fp.travel_matrix_file):
+                if name:
+                    with contextlib.suppress(OSError, ValueError):
+                        found.add(Path(name).expanduser().resolve())
+    return found
+
+
+def _age_s(folder: Path, now: float) -> float:
+    """Seconds since anything in ``folder`` last changed."""
+    stamps = [folder.lstat().st_mtime]
+    with contextlib.suppress(OSError):
+        stamps += [p.lstat().st_mtime for p in folder.rglob("*")]
+    return now - max(stamps)
+
+
+def stale_upload_folders(folder: Path, max_age_s: float = RAW_UPLOAD_RETENTION_S,
+                         now: float | None = None) -> list[Path]:  # fmt: skip
+    """Raw-upload folders older than ``max_age_s``: ``incoming/*`` and the ``<digest>/``
+    folders earlier versions kept. Never ``areas/`` (the validated copies scenarios use)."""
+    now = time.time() if now is None else now
+    candidates: list[Path] = []
+    with contextlib.suppress(OSError):
+        candidates += [p for p in folder.iterdir() if _LEGACY_RAW_FOLDER.match(p.name)]
+    with contextlib.suppress(OSError):
+        candidates += list((folder / INCOMING).iterdir())
+    return sorted(
+        p for p in candidates
+        if p.is_dir() and not p.is_symlink() and _age_s(p, now) > max_age_s
+    )  # fmt: skip
+
+
+def purge_stale_uploads(
+    folder: Path, max_age_s: float = RAW_UPLOAD_RETENTION_S, keep=saved_scenario_files,
+    now: float | None = None,
+) -> list[Path]:  # fmt: skip
+    """Delete stale raw uploads (see :func:`stale_upload_folders`); return what was deleted.
+
+    Saved work is never lost: a folder holding a file that a saved scenario names
+    (``keep()``) stays, and if the saved scenarios cannot be read, nothing is deleted.
+    """
+    stale = stale_upload_folders(folder, max_age_s, now)
+    if not stale:
+        return []
+    try:
+        kept = keep()
+    except Exception:  # noqa: BLE001 - unsure what is saved: delete nothing
+        log.warning("saved scenarios could not be read; old uploads were not cleaned", exc_info=True)
+        return []
+    removed = []
+    for path in stale:
+        root = path.resolve()
+        if any(k.is_relative_to(root) for k in kept):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    if removed:
+        log.info("removed %d old raw upload folder(s) from %s", len(removed), folder)
+    return removed
 
 
 def store_areas(areas: gpd.GeoDataFrame, folder: Path, source: str) -> Path:
@@ -1321,7 +1468,8 @@ def store_areas(areas: gpd.GeoDataFrame, folder: Path, source: str) -> Path:
             *(c for c in geography.POP_AGE_COLUMNS if c in out.columns)]  # fmt: skip
     out = gpd.GeoDataFrame(out[keep], geometry="geometry", crs=areas.crs)
     digest = hashlib.sha256(out.to_json().encode()).hexdigest()[:16]
-    path = folder / f"{Path(source).stem}-{digest}.gpkg"
+    stem = Path(uploads.safe_file_name(source, "areas")).stem or "areas"
+    path = folder / f"{stem}-{digest}.gpkg"
     if not path.exists():
         out.to_file(path, driver="GPKG", layer="areas")
     return path

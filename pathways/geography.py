@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import io
 import logging
 import re
 import zipfile
@@ -47,9 +48,12 @@ import pyarrow.parquet as pq
 import pyogrio
 import shapely
 from pyproj import CRS, Transformer
+from scipy.spatial import cKDTree
 
+from pathways import uploads
 from pathways._paths import data_dir
 from pathways.errors import InputError, Problem
+from pathways.scenario import MAX_UNITS
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +201,13 @@ GB_BOUNDS_BNG = (-10_000.0, -10_000.0, 700_000.0, 1_250_000.0)
 FOOTPRINT_TOLERANCE_M = 1_000.0
 #: An uploaded polygon must have at least this share of its area in the footprint.
 FOOTPRINT_MIN_OVERLAP = 0.5
+#: Without a footprint, an uploaded area or site farther than this (metres) from the
+#: centre of every English LSOA is taken to lie outside England (rural LSOAs are large,
+#: so the margin is wide: it catches Scotland, Wales and wrong coordinates, not a
+#: point a few miles over the border).
+ENGLAND_TOLERANCE_M = 10_000.0
+#: More people than this in one uploaded area is taken as a mistake (England has 57 million).
+MAX_AREA_POPULATION = 10_000_000
 
 SUPPORTED_FORMATS = {
     ".csv": "CSV",
@@ -577,6 +588,8 @@ def _read_upload(path: str | Path, what: str) -> _Upload:
         table = _read_csv_upload(path, name)
         upload = _Upload(name, kind, table, np.arange(len(table)) + 2)
     else:
+        if kind == "zipped Shapefile":
+            uploads.check_zip(path, name)
         gdf = _read_spatial_upload(path, name, kind)
         table = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
         upload = _Upload(name, kind, table, np.arange(len(gdf)) + 1)
@@ -588,6 +601,8 @@ def _read_upload(path: str | Path, what: str) -> _Upload:
         raise _fatal(name, "column appears more than once (names ignore case)", ", ".join(dupes))
     upload.table.columns = normalised
     upload.table = upload.table.reset_index(drop=True)
+    # records of individual people are refused before anything else is done with them
+    uploads.check_aggregate_only(upload.table, name, what, upload.rows)
     if kind == "CSV":
         _csv_geometry(upload)
     else:
@@ -595,17 +610,60 @@ def _read_upload(path: str | Path, what: str) -> _Upload:
     return upload
 
 
-def _read_csv_upload(path: Path, name: str) -> pd.DataFrame:
+#: First bytes of files that are not text: Excel workbooks (.xlsx is a zip, .xls an OLE
+#: compound file), zips and GeoPackages (SQLite).
+_BINARY_SIGNATURES = {
+    b"PK\x03\x04": "an Excel workbook (.xlsx) or a zip file",
+    b"\xd0\xcf\x11\xe0": "an old-style Excel workbook (.xls)",
+    b"SQLite format 3": "a GeoPackage or SQLite database",
+}
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _csv_text(raw: bytes, name: str) -> str:
+    """The text of an uploaded CSV: UTF-8 (with or without BOM), UTF-16 with a BOM,
+    Windows-1252, or Latin-1 (which reads any bytes), tried in that order.
+
+    Refuses a spreadsheet or zip saved under a ``.csv`` name, and a file with NUL bytes
+    (not a text file), naming the row of the first one.
+    """
+    for signature, what in _BINARY_SIGNATURES.items():
+        if raw.startswith(signature):
+            raise _fatal(name, f"this is {what}, not a CSV file: in Excel use File > Save As > "
+                               "'CSV UTF-8 (comma delimited)' and upload that")  # fmt: skip
+    if raw.startswith(_UTF16_BOMS):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise _fatal(name, "could not read the file as CSV: broken UTF-16 text") from None
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        row = raw.count(b"\n", 0, nul) + 1
+        raise InputError(
+            Problem(name, row, None, "the row holds a NUL byte (character 0), so this is not a "
+                                     "text CSV file: save it again as CSV UTF-8 and upload that")
+        )  # fmt: skip
     for encoding in ("utf-8-sig", "cp1252"):
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            return raw.decode(encoding)
         except UnicodeDecodeError:
             continue
-        except pd.errors.EmptyDataError:
-            raise _fatal(name, "the file is empty") from None
-        except (pd.errors.ParserError, OSError) as exc:
-            raise _fatal(name, f"could not read the file as CSV: {exc}") from None
-    raise _fatal(name, "could not read the file as CSV: unknown text encoding")
+    return raw.decode("latin-1")
+
+
+def _read_csv_upload(path: Path, name: str) -> pd.DataFrame:
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        raise _fatal(name, "the file could not be read") from None
+    text = _csv_text(raw, name)
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise _fatal(name, "the file is empty") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        detail = str(exc).replace(str(path), name).strip() or type(exc).__name__
+        raise _fatal(name, f"could not read the file as CSV: {detail}") from None
 
 
 def _read_spatial_upload(path: Path, name: str, kind: str) -> gpd.GeoDataFrame:
@@ -624,7 +682,9 @@ def _read_spatial_upload(path: Path, name: str, kind: str) -> gpd.GeoDataFrame:
     except InputError:
         raise
     except Exception as exc:  # GDAL and zipfile raise many kinds of errors
-        raise _fatal(name, f"could not read the file as {kind}: {exc}") from None
+        # GDAL names the file by its path on the server: name it as the user did
+        detail = str(exc).replace(str(path), name).replace(str(path.parent), "")
+        raise _fatal(name, f"could not read the file as {kind}: {detail}") from None
     return gdf
 
 
@@ -767,6 +827,37 @@ def _spatial_geometry(upload: _Upload, gdf: gpd.GeoDataFrame) -> None:
         projected = gpd.GeoSeries(geoms[ok], crs=crs).to_crs(BNG).values
         upload.geometry[ok] = np.asarray(projected, dtype=object)
     _check_gb_bounds(upload, ok, GEOMETRY)
+
+
+@functools.lru_cache(maxsize=1)
+def _england_centres() -> cKDTree:
+    lsoas = load_lsoas(columns=[CENTROID_X, CENTROID_Y])
+    return cKDTree(lsoas[[CENTROID_X, CENTROID_Y]].to_numpy(dtype=float))
+
+
+def _check_in_england(upload: _Upload, column: str) -> None:
+    """Without a footprint to check against, every area or site must lie in England."""
+    idx = np.flatnonzero([g is not None for g in upload.geometry])
+    if len(idx) == 0:
+        return
+    pts = _representative_points(upload.geometry[idx])
+    xy = np.column_stack([shapely.get_x(pts), shapely.get_y(pts)])
+    dist, _ = _england_centres().query(xy)
+    for pos, d in zip(idx, dist, strict=True):
+        if d > ENGLAND_TOLERANCE_M:
+            upload.add(
+                pos,
+                column,
+                f"lies outside England ({d / 1000:.0f} km from the nearest English small area); "
+                "check the coordinates and their coordinate reference system",
+            )
+            upload.geometry[pos] = None
+
+
+def _at_most(upload: _Upload, column: str, values: np.ndarray, limit: float, what: str) -> None:
+    """A problem for each value above ``limit`` (``what``: e.g. "people in one area")."""
+    for pos in np.flatnonzero(~np.isnan(values) & (values > limit)):
+        upload.add(pos, column, f"{values[pos]:,.0f} is more than {limit:,.0f} {what}; check the value")
 
 
 def _footprint_label(footprint: gpd.GeoDataFrame) -> str:
@@ -937,6 +1028,9 @@ def load_areas(path: str | Path, footprint: gpd.GeoDataFrame | None = None) -> g
     codes = _unique_codes(upload, "area_code") if "area_code" in present else None
     pop = _non_negative(upload, "population", False, True) if "population" in present else None
     ages = {c: _non_negative(upload, c, False, False) for c in POP_AGE_COLUMNS if c in table}
+    counts = ({"population": pop} if pop is not None else {}) | ages
+    for column, values in counts.items():
+        _at_most(upload, column, values, MAX_AREA_POPULATION, "people in one area")
 
     decile = np.full(n, np.nan)
     wrong = np.zeros(n, dtype=bool)
@@ -960,6 +1054,8 @@ def load_areas(path: str | Path, footprint: gpd.GeoDataFrame | None = None) -> g
     if footprint is not None:
         footprint = _footprint_bng(footprint)
         _check_in_footprint(upload, footprint, _geometry_field(upload))
+    else:
+        _check_in_england(upload, _geometry_field(upload))
 
     need_fill = np.isnan(decile) | rural_missing
     if footprint is not None and need_fill.any():
@@ -1076,6 +1172,9 @@ def load_sites(path: str | Path, footprint: gpd.GeoDataFrame | None = None) -> g
         for col in CAPACITY_COLUMNS.values()
         if col in table.columns
     }
+    for service, col in CAPACITY_COLUMNS.items():
+        if col in capacity:
+            _at_most(upload, col, capacity[col], MAX_UNITS[service], f"{col.replace('_', ' ')} at one site")
     offered: list[set[str]] = [set() for _ in range(n)]
     if SERVICES in table.columns:
         text = table[SERVICES].astype("string").fillna("").str.lower()
@@ -1124,6 +1223,8 @@ def load_sites(path: str | Path, footprint: gpd.GeoDataFrame | None = None) -> g
     _check_geometry_types(upload, {"Point"})
     if footprint is not None:
         _check_in_footprint(upload, _footprint_bng(footprint), _geometry_field(upload))
+    else:
+        _check_in_england(upload, _geometry_field(upload))
     upload.raise_problems()
 
     geoms = upload.geometry

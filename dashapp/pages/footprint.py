@@ -27,14 +27,14 @@ from dashapp.state import (
     footprint_label,
     icb_options,
     problem_rows,
-    save_upload,
+    received_upload,
     scenario_for_icb,
     scenario_from_store,
     scenario_to_store,
     store_areas,
     with_sections,
 )
-from pathways import geography
+from pathways import geography, uploads
 from pathways.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,13 @@ def layout(**_query: str) -> html.Div:
                                 id="footprint-upload",
                                 children=html.Div(["Drag a file here or ", html.Span("choose a file", className="link")]),
                                 className="upload-box", multiple=False,
+                                max_size=uploads.browser_max_bytes(),
                             ),
                             html.P("GeoJSON, GeoPackage, zipped Shapefile or CSV with x,y or lon,lat. "
                                    "Fields: area_code, population; optional name, imd_decile, rural "
-                                   "(taken from the chosen ICB when missing).", className="hint"),
+                                   "(taken from the chosen ICB when missing). Aggregate data only: "
+                                   f"no NHS numbers, dates of birth or postcodes of people. "
+                                   f"{uploads.limit_text()}", className="hint"),
                             dcc.Loading(html.Div(id="footprint-message", **{"aria-live": "polite"})),
                         ],
                         className="panel controls",
@@ -117,9 +120,10 @@ def choose(trigger: str | None, icb: str | None, contents: str | None, filename:
     if trigger == "footprint-upload" and contents:
         cfg = current_config()
         try:
-            path = save_upload(contents, filename or "areas", cfg.upload_dir)
-            within = footprint_areas(scenario) if current_code else None
-            areas = geography.load_areas(path, footprint=within)
+            # the raw file is deleted as soon as it is read, accepted or not
+            with received_upload(contents, filename or "areas", cfg.upload_dir) as path:
+                within = footprint_areas(scenario) if current_code else None
+                areas = geography.load_areas(path, footprint=within)
         except InputError as err:
             return (
                 no_update,

@@ -33,15 +33,15 @@ from dashapp.state import (
     merge_rows,
     new_site_row,
     problem_rows,
+    received_upload,
     rows_to_scenario,
-    save_upload,
     scenario_from_store,
     scenario_to_store,
     site_rows,
     sites_frame,
     uploaded_site_rows,
 )
-from pathways import geography
+from pathways import geography, uploads
 from pathways.errors import InputError
 from pathways.scenario import CAPACITY_FIELD
 
@@ -108,10 +108,11 @@ def layout(**_query: str) -> html.Div:
                                     "Upload sites (CSV / GeoJSON)", className="button secondary"
                                 ),
                                 multiple=False,
+                                max_size=uploads.browser_max_bytes(),
                             ),
                             html.Span(
                                 "Columns: site_id, name, services (e.g. inpatient; mobile_team), capacity "
-                                "columns, status, and x,y or lon,lat.",
+                                "columns, status, and x,y or lon,lat. " + uploads.limit_text(),
                                 className="hint inline-hint",
                             ),
                         ],
@@ -223,8 +224,9 @@ def update_sites(
         )
     elif trigger == "services-upload" and contents:
         try:
-            path = save_upload(contents, filename or "sites", current_config().upload_dir)
-            uploaded = geography.load_sites(path, footprint=footprint_areas(scenario))
+            # the raw file is deleted as soon as it is read, accepted or not
+            with received_upload(contents, filename or "sites", current_config().upload_dir) as path:
+                uploaded = geography.load_sites(path, footprint=footprint_areas(scenario))
         except InputError as err:
             return no_update, no_update, problems_table(problem_rows(err), "services-problems")
         rows = merge_rows(rows, uploaded_site_rows(uploaded))
