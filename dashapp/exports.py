@@ -1,7 +1,10 @@
 """Files a commissioner takes away: Excel, CSV, GeoPackage and a printable HTML report.
 
 Each function returns the file's bytes (or text) so the Export page can hand them to
-``dcc.Download``; nothing is kept on the server. Small numbers are suppressed unless
+``dcc.Download``; nothing is kept on the server. Text a spreadsheet would run as a
+formula (a site called ``=HYPERLINK(...)``) is written with a leading apostrophe in the
+CSV and Excel files (:func:`pathways.io.neutralise_text`); the HTML report escapes all
+text, so a name like ``<script>`` shows as text. Small numbers are suppressed unless
 the caller asks otherwise: :func:`pathways.disclosure.protect` decides which cells to
 hide, once for all the files of the same scorecards, so that no hidden count can be
 worked out from the cells shown (in any one file or all of them together).
@@ -76,7 +79,7 @@ def excel_bytes(
 
 def scorecard_csv(cards: Mapping[str, Scorecard], suppress: bool = True) -> str:
     """Every KPI (rows, first column ``measure``) for each plan, plus per 100k and by IMD quintile of the last plan."""
-    return io.scorecard_frame(cards, suppress=suppress).to_csv()
+    return io.safe_cells(io.scorecard_frame(cards, suppress=suppress)).to_csv()
 
 
 def sites_table(scenario: Scenario, plan: Plan, card: Scorecard) -> pd.DataFrame:
@@ -107,7 +110,7 @@ def sites_csv(scenario: Scenario, plan: Plan, card: Scorecard, suppress: bool = 
     table = sites_table(scenario, plan, card).astype(object)
     mask = disclosure.frame_mask(_protect_one(card, suppress), card.plan_name, SITE, table)
     table[mask] = io.SUPPRESSED
-    return table.to_csv()
+    return io.safe_cells(table).to_csv()
 
 
 def _null_and_flag(frame: pd.DataFrame, mask: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

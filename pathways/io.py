@@ -10,12 +10,20 @@ same scorecards, hide the same cells: compute :func:`protection` once and pass i
 each writer. The JSON scorecards (:func:`scorecard_dict`) and the plan file
 (:func:`plan_for_export`) apply the same hidden cells: a hidden value is ``null`` (or
 left out of the plan's ``predicted`` block).
+
+Spreadsheets run a cell that starts with ``=``, ``+``, ``-`` or ``@`` (or a tab or a
+line break) as a formula, so a site called ``=HYPERLINK(...)`` could run in the
+reader's Excel. Every text cell, index value and column heading written to CSV or Excel
+here that starts with one of those gets a leading apostrophe (``'=HYPERLINK(...)``),
+as the OWASP guidance on CSV injection advises (:func:`neutralise_text`); numbers,
+and text that is just a number such as ``-5``, are written as they are.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +39,10 @@ from pathways.scenario import Scenario, iter_parameters
 if TYPE_CHECKING:
     from pathways.plan import Plan
 
-__all__ = ["COUNT_KPIS", "KPI_FORMAT", "KPI_LABELS", "SUPPRESSED", "SUPPRESSION_THRESHOLD"]
+__all__ = [
+    "COUNT_KPIS", "FORMULA_TRIGGERS", "KPI_FORMAT", "KPI_LABELS", "SUPPRESSED",
+    "SUPPRESSION_THRESHOLD", "neutralise_text", "neutralise_workbook", "safe_cells",
+]  # fmt: skip
 
 SUPPRESSION_THRESHOLD = disclosure.THRESHOLD
 SUPPRESSED = disclosure.MARKER
@@ -160,6 +171,76 @@ def _rate_kind(key: str) -> str:
     """How the per-100k figure and the Q1-Q5 gap of ``key`` read."""
     kind = measure_kind(key)
     return "gbp" if kind == "gbp" else ("count" if key in RATE_KPIS else kind)
+
+
+# --------------------------------------------------------------------------- formula injection
+
+#: A text cell starting with one of these is read as a formula by spreadsheets.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d[\d,]*)?\.?\d+([eE][+-]?\d+)?%?$")
+
+
+def neutralise_text(value: Any) -> Any:
+    """``value`` safe for a spreadsheet cell: text that a spreadsheet would run as a
+    formula gets a leading ``'``; anything else (numbers, other text) is returned as is."""
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_TRIGGERS)
+        and not _PLAIN_NUMBER.match(value)
+    ):
+        return "'" + value
+    return value
+
+
+def _safe_index(index: pd.Index) -> pd.Index:
+    if isinstance(index, pd.MultiIndex):
+        return pd.MultiIndex.from_tuples(
+            [tuple(_csv_text(v) for v in t) for t in index],
+            names=[_csv_text(n) for n in index.names],
+        )
+    if index.dtype == object or pd.api.types.is_string_dtype(index):
+        return pd.Index([_csv_text(v) for v in index], name=_csv_text(index.name))
+    return index.rename(_csv_text(index.name))
+
+
+def _csv_text(value: Any) -> Any:
+    """Text for a CSV cell: a carriage return becomes a line feed, which makes the CSV
+    writer quote the cell (a bare carriage return is not quoted, and a spreadsheet would
+    start a new row there, whose first cell could be a formula); then neutralised."""
+    value = neutralise_text(value)
+    if isinstance(value, str) and "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return value
+
+
+def safe_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` ready for ``to_csv``: every text cell, index value and heading
+    neutralised (:func:`neutralise_text`) and without bare carriage returns; numeric
+    columns keep their type."""
+    out = frame.copy()
+    for k in range(out.shape[1]):
+        values = out.iloc[:, k]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            out.isetitem(k, values.map(_csv_text))
+    out.index = _safe_index(out.index)
+    out.columns = _safe_index(out.columns)
+    return out
+
+
+def neutralise_workbook(book: Any) -> Any:
+    """Neutralise every text cell (and any formula) of an openpyxl workbook in place.
+
+    The writers here never write formulas, so a cell openpyxl took for one (text that
+    starts with ``=``) came from the data and is written as text.
+    """
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str):
+                    safe = neutralise_text(cell.value)
+                    if safe is not cell.value:
+                        cell.value = safe
+    return book
 
 
 # --------------------------------------------------------------------------- suppression
@@ -336,7 +417,7 @@ def write_scorecard_csv(
 ) -> Path:
     """``scorecard.csv``: :func:`scorecard_frame` of ``cards``."""
     path = Path(path)
-    scorecard_frame(cards, suppress, disc).to_csv(path)
+    safe_cells(scorecard_frame(cards, suppress, disc)).to_csv(path)
     return path
 
 
@@ -401,6 +482,8 @@ def write_xlsx(
         assumptions_table(scenario).to_excel(xl, sheet_name="Assumptions", index=False)
         notes = pd.DataFrame({"note": about_notes(scenario.name, main_name, suppress)})
         notes.to_excel(xl, sheet_name="About", index=False)
+        # every sheet at once, headings and index included: no text runs as a formula
+        neutralise_workbook(xl.book)
     return path
 
 
