@@ -60,7 +60,13 @@ from pathways.constraints import Goals, breaches, resolve_goals  # noqa: F401 - 
 from pathways.costs import unit_cost
 from pathways.errors import InfeasibleError, NoPlanInTimeError
 from pathways.instance import Instance
-from pathways.kpis import evaluate, hub_metrics
+from pathways.kpis import (
+    capacity_arrays,
+    evaluate,
+    hub_metrics,
+    nearest_allocation,
+    plan_allocation,
+)
 from pathways.optimise.baselines import objective_value
 from pathways.plan import AllocationShare, Plan, SitePlan, SolverReport
 from pathways.scenario import SERVICES, SHIFT_HOURS, SHIFTS, STAFF_GROUPS, Capacity, HubCapacity
@@ -77,6 +83,10 @@ class SolverOptions:
     """How hard and how long to search."""
 
     time_limit_s: float = 60.0
+    node_limit: int | None = None
+    """Branch-and-bound nodes per round: a deterministic work limit. With it, the same
+    inputs give the same plan on a quiet or a busy machine, as long as the clock
+    (``time_limit_s``, then only a safety net) does not stop the search first."""
     workers: int = 0
     seed: int = 0
     gap: float = 0.005
@@ -234,8 +244,38 @@ def area_groups(inst: Instance, n_groups: int, seed: int = 0) -> np.ndarray:
     return labels
 
 
-def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
-    """Create the MILP (1)-(12) with initial tangents."""
+def _hint_pairs(
+    inst: Instance, labels: np.ndarray, plans: Sequence[Plan]
+) -> dict[str, set[tuple[int, int]]]:
+    """(group, site) pairs that the warm-start plans use, by service.
+
+    A plan without explicit catchments sends each area to its quickest open site
+    (``evaluate``'s rule). When none of a group's nearest candidate sites is open in a
+    warm-start plan, the model could not represent that plan and the solver would
+    reject it, so these pairs are added to the model's catchment choices.
+    """
+    out: dict[str, set[tuple[int, int]]] = {"crisis_house": set(), "mobile_team": set()}
+    t = inst.travel_mins
+    reach = inst.scenario.pathway.crisis_house_max_travel_mins
+    for plan in plans:
+        cap = capacity_arrays(inst, plan)
+        for service, limit in (("crisis_house", reach), ("mobile_team", math.inf)):
+            alloc = plan_allocation(inst, plan, service)
+            if alloc is None:
+                alloc = nearest_allocation(t, cap[service] > 0, limit)
+            area, site = np.nonzero(alloc > 1e-9)
+            out[service].update(zip(labels[area].tolist(), site.tolist(), strict=True))
+    return out
+
+
+def build_model(
+    inst: Instance, goals: Goals, opts: SolverOptions, hints: Sequence[Plan] = ()
+) -> Built:
+    """Create the MILP (1)-(12) with initial tangents.
+
+    ``hints`` are plans the solver will be given as warm starts: the catchment pairs
+    they use are added to each group's nearest candidates (see :func:`_hint_pairs`).
+    """
     sc = inst.scenario
     q = sc.queues
     solver = MipModel(f"crisis-capacity-{sc.name}")
@@ -245,6 +285,7 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     # groups of areas carry the allocation variables (exact: see area_groups)
     labels = area_groups(inst, opts.area_groups, opts.seed)
     n = int(labels.max()) + 1
+    extra = _hint_pairs(inst, labels, hints)
     onehot = np.zeros((n, n_areas))
     onehot[labels, np.arange(n_areas)] = 1.0
     R = onehot @ inst.crisis_house_referrals
@@ -284,6 +325,8 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     for i in range(n):
         cand = [j for j in ch_sites if reach[i, j]]
         cand = sorted(cand, key=lambda j: t[i, j])[: opts.nearest_sites]
+        cand += [j for j in ch_sites if (i, j) in extra["crisis_house"] and reach[i, j]
+                 and j not in cand]  # fmt: skip
         pairs.extend((i, j) for j in cand)
     for i, j in pairs:
         v["x"][i, j] = solver.NumVar(0.0, 1.0, f"x_{i}_{j}")
@@ -400,6 +443,7 @@ def build_model(inst: Instance, goals: Goals, opts: SolverOptions) -> Built:
     data["mob_pairs"] = mpairs = []
     for i in range(n):
         cand = sorted(mob_sites, key=lambda j: t[i, j])[: opts.nearest_sites]
+        cand += [j for j in mob_sites if (i, j) in extra["mobile_team"] and j not in cand]
         mpairs.extend((i, j) for j in cand)
     for i, j in mpairs:
         v["vv"][i, j] = solver.NumVar(0.0, 1.0, f"v_{i}_{j}")
@@ -867,6 +911,7 @@ def run_solver(built: Built, opts: SolverOptions, seconds: float, hint: dict | N
         relative_gap_tolerance=opts.gap,
         random_seed=opts.seed,
         enable_output=log.isEnabledFor(logging.DEBUG),
+        node_limit=opts.node_limit,
     )
     if (
         opts.workers and opts.backend != "HIGHS"
@@ -943,8 +988,8 @@ def solve(
         best.offer(h, "heuristic")
     hint = best.plan
     report("building model", 0.02)
-    built = build_model(inst, goals, opts)
-    reason, rounds = None, 0
+    built = build_model(inst, goals, opts, hints=[hint] if hint is not None else ())
+    reason, limit, rounds = None, None, 0
     bound = -math.inf
     proven = False  # a round ended OPTIMAL on the model and its plan was exact
     hint_vals = hint_values(inst, built, hint) if hint is not None else None
@@ -968,7 +1013,7 @@ def solve(
             break
         progress(f"solving (round {rounds})")
         result = run_solver(built, opts, remaining, hint_vals)
-        reason = result.termination.reason
+        reason, limit = result.termination.reason, result.termination.limit
         log.debug("termination %s", result.termination)
         db = result.termination.objective_bounds.dual_bound
         if math.isfinite(db):
@@ -998,13 +1043,19 @@ def solve(
         # were too low) or the exact losses push the fixed plan over a limit.
         refine(inst, built, snap, opts.tolerance)
         progress("refining queueing estimates")
-        _polish(inst, built, opts, best, name, elapsed)
-        if best.plan is not None and _gap(best.objective, bound) <= opts.gap + 1e-9:
+        polished = _polish(inst, built, opts, best, name, elapsed)
+        within = best.plan is not None and _gap(best.objective, bound) <= opts.gap + 1e-9
+        # Another round is worth it only when this one closed the model's own gap and the
+        # exact losses, now tangents in the model, leave the plan above the target (or the
+        # fixed plan broke a limit once exact). A round stopped by the clock or the node
+        # limit would stop again with the same limits.
+        if within or (polished and not proven):
             break
         proven = False
     seconds = elapsed()
-    clock_stopped = reason == mathopt.TerminationReason.FEASIBLE or (
-        opts.time_limit_s - reserve - seconds <= 0.5
+    work_stopped = limit == mathopt.Limit.NODE
+    clock_stopped = not work_stopped and (
+        reason == mathopt.TerminationReason.FEASIBLE or opts.time_limit_s - reserve - seconds <= 0.5
     )
     if best.plan is None:
         if reason in (
@@ -1027,9 +1078,12 @@ def solve(
     messages = {
         "OPTIMAL": f"within {gap:.2%} of the best possible",
         "TIME_LIMIT": (
-            f"stopped on the clock after {seconds:.0f} s"
+            f"stopped at the work limit ({opts.node_limit} branch-and-bound nodes)"
+            if work_stopped
+            else f"stopped on the clock after {seconds:.0f} s"
             if clock_stopped
-            else f"stopped after {rounds} rounds of refinement"
+            else "the search finished, but the plan's exact queueing losses put it above the "
+            f"{opts.gap:.1%} gap target"
         )
         + (
             f"; within {gap:.1%} of the best possible"
@@ -1040,7 +1094,12 @@ def solve(
         + (f"; within {gap:.1%} of the best possible" if math.isfinite(gap) else ""),
     }
     plan = best.plan if best.source == "solver" else best.plan.model_copy(update={"name": name})
-    settings = {**goals.settings(), "time_limit_s": opts.time_limit_s, "gap_target": opts.gap}
+    settings = {
+        **goals.settings(),
+        "time_limit_s": opts.time_limit_s,
+        "gap_target": opts.gap,
+        "node_limit": opts.node_limit,
+    }
     return plan.model_copy(
         update={
             "solver": SolverReport(
