@@ -230,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--gap", type=float, default=0.005, help="relative gap to stop at (default 0.005)"
     )
+    s.add_argument(
+        "--node-limit",
+        type=int,
+        help="branch-and-bound nodes per round: a work limit that gives the same plan on a "
+        "quiet or busy machine (the time limit is then a safety net)",
+    )
     s.add_argument("--workers", type=int, default=0, help="solver threads (0 = all cores)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quiet", action="store_true")
@@ -244,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="folder for frontier.csv and frontier.html")
     s.add_argument("--time-limit", type=float, default=60.0)
     s.add_argument("--gap", type=float, default=0.005)
+    s.add_argument("--node-limit", type=int, help="branch-and-bound nodes per round (see optimise)")
     s.add_argument("--workers", type=int, default=0)
     s.set_defaults(func=cmd_frontier)
 

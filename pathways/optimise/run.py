@@ -199,7 +199,11 @@ def optimise_cli(args, scenario: Scenario | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     opts = SolverOptions(
-        time_limit_s=args.time_limit, gap=args.gap, workers=args.workers, seed=args.seed
+        time_limit_s=args.time_limit,
+        gap=args.gap,
+        workers=args.workers,
+        seed=args.seed,
+        node_limit=getattr(args, "node_limit", None),
     )
     with Progress(args.quiet) as progress:
         result = optimise_with_baselines(
@@ -371,7 +375,12 @@ def frontier_figure(df: pd.DataFrame):
 def frontier_cli(args, scenario: Scenario | None = None) -> int:
     scenario = scenario or load_scenario(args.scenario)
     budgets = parse_budgets(args.budgets)
-    opts = SolverOptions(time_limit_s=args.time_limit, gap=args.gap, workers=args.workers)
+    opts = SolverOptions(
+        time_limit_s=args.time_limit,
+        gap=args.gap,
+        workers=args.workers,
+        node_limit=getattr(args, "node_limit", None),
+    )
     with Progress() as progress:
         opts = SolverOptions(
             **{
