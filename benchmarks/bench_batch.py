@@ -132,6 +132,23 @@ def machine_ceiling(cases: int) -> float:
     return 2 * one / two
 
 
+def _breaches(out_dir: Path, row) -> str:
+    """Re-judge a case's saved plan with evaluate: the limits it breaks ('' for none)."""
+    from pathways.batch import make_icb_scenario
+    from pathways.constraints import breaches
+    from pathways.instance import prepare
+    from pathways.kpis import evaluate
+    from pathways.plan import baseline_plan, load_plan
+
+    path = Path(out_dir) / "plans" / f"{row.case_id}.yaml"
+    if row.status != "ok" or not path.exists():
+        return "-"
+    inst = prepare(make_icb_scenario(row.footprint))
+    today = evaluate(inst, baseline_plan(inst.scenario))
+    found = breaches(inst, evaluate(inst, load_plan(path)), today)
+    return "; ".join(b.constraint for b in found) or "none"
+
+
 def bench_all_icbs(time_limit: float, gap: float, workers: int, out: str | None) -> None:
     import pandas as pd
 
@@ -153,7 +170,9 @@ def bench_all_icbs(time_limit: float, gap: float, workers: int, out: str | None)
     names = list_icbs().set_index("icb_cd")["icb_short"]
     frame = result.results.copy()
     frame["icb"] = frame["footprint"].map(names)
-    cols = ["footprint", "icb", "status", "solver_status", "gap", "solver_seconds", "seconds"]
+    frame["breaches"] = [_breaches(result.out_dir, row) for row in frame.itertuples()]
+    cols = ["footprint", "icb", "status", "solver_status", "gap", "solver_seconds", "seconds",
+            "breaches"]  # fmt: skip
     with pd.option_context("display.width", 160, "display.max_rows", 100):
         print(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     ok = frame[frame["status"] == "ok"]

@@ -1,14 +1,17 @@
 """The optimiser on the Sussex demo, quiet and under load: first plan, proof and plan.
 
     python benchmarks/bench_optimise.py [--runs 3] [--time-limit 60] [--cases demo,edited]
+                                        [--node-limit N]
 
 Each run is a fresh process (``python -m pathways.cli optimise``), so caches do not carry
 over. "Under load" means two ``python -c "while True: pass"`` processes run for the whole
 of those runs (a busy 2-core laptop). Quiet and loaded runs are interleaved so that both
 see the same machine. The edited demo is the demo with 10% more demand (what a
 commissioner tries first in the app). Prints a markdown table: medians over the runs,
-and whether every run returned the same plan (objective to 1e-6). Figures are recorded
-in docs/benchmarks.md.
+whether every run returned the same plan (objective to 1e-6), and whether the quiet and
+loaded runs of a case all did. With ``--node-limit`` the search stops on a deterministic
+work limit (the time limit is then a safety net). Figures are recorded in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def _scenario(case: str, folder: Path) -> Path:
     return path
 
 
-def one_run(case: str, time_limit: float, folder: Path) -> dict:
+def one_run(case: str, time_limit: float, folder: Path, node_limit: int | None = None) -> dict:
     first = subprocess.run(
         [sys.executable, "-c", FIRST_PLAN, str(SUSSEX), case],
         capture_output=True, text=True, check=True, cwd=REPO,
@@ -63,7 +66,8 @@ def one_run(case: str, time_limit: float, folder: Path) -> dict:
     t = time.perf_counter()
     run = subprocess.run(
         [sys.executable, "-m", "pathways.cli", "optimise", str(_scenario(case, folder)),
-         "--out", str(out), "--time-limit", str(time_limit), "--quiet", "--no-suppress"],
+         "--out", str(out), "--time-limit", str(time_limit), "--quiet", "--no-suppress",
+         *(["--node-limit", str(node_limit)] if node_limit else [])],
         capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
     wall = time.perf_counter() - t
@@ -88,6 +92,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--cases", default="demo,edited")
+    ap.add_argument("--node-limit", type=int, help="branch-and-bound nodes per round")
     args = ap.parse_args()
     results: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,14 +107,15 @@ def main() -> int:
                             for _ in range(2)
                         ]
                     try:
-                        r = one_run(case, args.time_limit, folder)
+                        r = one_run(case, args.time_limit, folder, args.node_limit)
                     finally:
                         for p in busy:
                             p.kill()
                             p.wait()
                     results.setdefault((case, load), []).append(r)
                     print(f"{case:>7} {load:>6}: {r}", file=sys.stderr, flush=True)
-    print(f"\ntime limit {args.time_limit:.0f} s, {args.runs} runs each (medians)\n")
+    limit = f", node limit {args.node_limit}" if args.node_limit else ""
+    print(f"\ntime limit {args.time_limit:.0f} s{limit}, {args.runs} runs each (medians)\n")
     print(
         "| case | machine | first plan s | optimise wall s | statuses | gap (median) | objective (median) | same plan in every run |"
     )
@@ -126,6 +132,11 @@ def main() -> int:
         statuses = ", ".join(sorted({r["status"] for r in rs}))
         print(f"| {case} | {load} | {first:.2f} | {wall:.1f} | {statuses} | {gap} | {obj} "
               f"| {'yes' if same else 'no'} |")  # fmt: skip
+    for case in dict.fromkeys(c for c, _ in results):
+        objs = [r["objective"] for load in ("quiet", "loaded") for r in results[case, load]
+                if "objective" in r]  # fmt: skip
+        same = bool(objs) and max(objs) - min(objs) <= 1e-6 * max(abs(min(objs)), 1.0)
+        print(f"\n{case}: the same plan quiet and under load in every run: {'yes' if same else 'no'}")
     return 0
 
 
