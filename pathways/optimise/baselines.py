@@ -125,6 +125,13 @@ def pro_rata(inst: Instance, budget_gbp: float) -> Plan:
     return build(lo_s)
 
 
+def _remember(cache: dict, key: bytes, value: tuple, size: int = 8) -> None:
+    """Keep the last few layouts: greedy tries one change and then returns to its base."""
+    if len(cache) >= size:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
 class _Quick:
     """Objective and cost of capacity arrays without building a full scorecard."""
 
@@ -135,27 +142,46 @@ class _Quick:
         self.fixed = unit_cost(sc, "hub") * sum(sc.hub.of(s) for s in ("night", "day", "evening"))
         self.w = sc.objective.weights
         self.mode = sc.objective.mode
+        self._ch: dict[bytes, tuple[float, float]] = {}
+        self._mob: dict[bytes, tuple[float, float]] = {}
+
+    def _crisis_houses(self, places: np.ndarray) -> tuple:
+        """Catchments, routing and travel for one crisis-house layout (cached)."""
+        key = places.tobytes()
+        if key not in self._ch:
+            inst, sc = self.inst, self.sc
+            t = inst.travel_mins
+            alloc = nearest_allocation(t, places > 0, sc.pathway.crisis_house_max_travel_mins)
+            ch = crisis_house_sites(inst, places.astype(float), alloc)
+            flows = route(inst.episodes, sc.pathway, ch["served_share_area"], 0.0)
+            hours = float(((alloc * t).sum(axis=1) * flows.crisis_house_referrals).sum()) / 60.0
+            _remember(self._ch, key, (float(flows.admissions.sum()), hours))
+        return self._ch[key]
+
+    def _mobile(self, teams: np.ndarray) -> tuple[float, float]:
+        """Share within the standard and drive hours for one team layout (cached)."""
+        key = teams.tobytes()
+        if key not in self._mob:
+            inst = self.inst
+            alloc = nearest_allocation(inst.travel_mins, teams > 0)
+            mob = mobile_teams(inst, teams.astype(float), alloc)
+            eps = inst.mobile_episodes
+            within = float((eps * mob["within_share_area"]).sum() / max(eps.sum(), 1e-9))
+            hours = float(((alloc * inst.travel_mins).sum(axis=1) * eps).sum()) / 60.0
+            _remember(self._mob, key, (within, hours))
+        return self._mob[key]
 
     def __call__(self, cap: dict[str, np.ndarray]) -> tuple[float, float, float]:
-        inst, sc = self.inst, self.sc
-        t = inst.travel_mins
-        ch_alloc = nearest_allocation(
-            t, cap["crisis_house"] > 0, sc.pathway.crisis_house_max_travel_mins
-        )
-        ch = crisis_house_sites(inst, cap["crisis_house"].astype(float), ch_alloc)
-        flows = route(inst.episodes, sc.pathway, ch["served_share_area"], 0.0)
-        pool = inpatient_pool(inst, float(cap["inpatient"].sum()), float(flows.admissions.sum()))
-        mob_alloc = nearest_allocation(t, cap["mobile_team"] > 0)
-        mob = mobile_teams(inst, cap["mobile_team"].astype(float), mob_alloc)
-        mob_eps = inst.mobile_episodes
-        within = float((mob_eps * mob["within_share_area"]).sum() / max(mob_eps.sum(), 1e-9))
-        travel_h = (
-            float(
-                ((ch_alloc * t).sum(axis=1) * flows.crisis_house_referrals).sum()
-                + ((mob_alloc * t).sum(axis=1) * mob_eps).sum()
-            )
-            / 60.0
-        )
+        """(objective, cost, share of mobile responses within the standard) of capacity arrays.
+
+        Each service's part is cached on its own layout, so trying one more bed re-runs
+        only the inpatient pool, and one more team only the mobile queues.
+        """
+        sc = self.sc
+        admissions, ch_hours = self._crisis_houses(cap["crisis_house"])
+        within, mob_hours = self._mobile(cap["mobile_team"])
+        pool = inpatient_pool(self.inst, float(cap["inpatient"].sum()), admissions)
+        travel_h = ch_hours + mob_hours
         cost = (
             sum(float(cap[s].sum()) * unit_cost(sc, s) for s in SERVICES)
             + self.fixed
@@ -166,7 +192,7 @@ class _Quick:
         else:
             obj = (
                 self.w.oap_bed_day * pool["oap_bed_days"]
-                + self.w.admission * float(flows.admissions.sum())
+                + self.w.admission * admissions
                 + self.w.travel_hour * travel_h
             )
         return obj, cost, within
