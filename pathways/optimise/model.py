@@ -658,55 +658,93 @@ def _add_tangent(solver, out, on, x, val: float, der: float, at: float) -> bool:
     return True
 
 
-def add_ch_cut(inst: Instance, built: Built, j: int, k: int, lam: float) -> bool:
+def add_ch_cut(
+    inst: Instance,
+    built: Built,
+    j: int,
+    k: int,
+    lam: float,
+    known: tuple[float, float] | None = None,
+) -> bool:
     key = (j, k, round(lam, 6))
     if key in built.cut_keys["ch"] or k == 0:
         return False
     built.cut_keys["ch"].add(key)
-    val, der = f_ch(lam, k, inst.scenario.queues.crisis_house_los_days)
+    val, der = known or f_ch(lam, k, inst.scenario.queues.crisis_house_los_days)
     z, lk, bk = built.v["z"][j, k], built.v["lamk"][j, k], built.v["betak"][j, k]
     return _add_tangent(built.solver, bk, z, lk, val, der, lam)
 
 
-def add_bed_cut(inst: Instance, built: Built, c: int, adm: float) -> bool:
+def add_bed_cut(
+    inst: Instance, built: Built, c: int, adm: float, known: tuple[float, float] | None = None
+) -> bool:
     key = (c, round(adm, 6))
     if key in built.cut_keys["bed"]:
         return False
     built.cut_keys["bed"].add(key)
     q = inst.scenario.queues
-    val, der = g_beds(adm, c, q.inpatient_los_days, q.inpatient_peakedness)
+    val, der = known or g_beds(adm, c, q.inpatient_los_days, q.inpatient_peakedness)
     w, Ac, Pc = built.v["w"][c], built.v["Ac"][c], built.v["Pc"][c]
     return _add_tangent(built.solver, Pc, w, Ac, val, der, adm)
 
 
-def add_mob_cut(inst: Instance, built: Built, j: int, mm: int, mu: float) -> bool:
+def add_mob_cut(
+    inst: Instance,
+    built: Built,
+    j: int,
+    mm: int,
+    mu: float,
+    known: tuple[float, float] | None = None,
+) -> bool:
     key = (j, mm, round(mu, 6))
     if key in built.cut_keys["mob"] or mm == 0:
         return False
     built.cut_keys["mob"].add(key)
     q = inst.scenario.queues
-    val, der = h_mobile(mu, mm, built.data["profile"], q.mobile_service_hours)
+    val, der = known or h_mobile(mu, mm, built.data["profile"], q.mobile_service_hours)
     y, mu_v, W = built.v["y"][j, mm], built.v["muk"][j, mm], built.v["Wk"][j, mm]
     return _add_tangent(built.solver, W, y, mu_v, val, der, mu)
 
 
 def add_initial_cuts(inst: Instance, built: Built) -> None:
+    """Tangents on a grid of loads for every level, computed a level at a time."""
     q = inst.scenario.queues
+    los = q.crisis_house_los_days
     for j, k in list(built.v["z"]):
         if k == 0:
             continue
-        for lam in _grid(built.data["lam_max"][j], k, 365.0 / q.crisis_house_los_days):
-            add_ch_cut(inst, built, j, k, lam)
+        lams = np.array(_grid(built.data["lam_max"][j], k, 365.0 / los))
+        e = lams * los / 365.0
+        vals = np.asarray(queues.lost_traffic(e, k)) * 365.0 / los
+        ders = np.asarray(queues.lost_traffic_dload(e, k))
+        for lam, val, der in zip(lams, vals, ders, strict=True):
+            add_ch_cut(inst, built, j, k, float(lam), (float(val), float(der)))
     A_lo, A_hi = built.data["A_range"]
+    los, z = q.inpatient_los_days, q.inpatient_peakedness
+    adms = np.linspace(A_lo, A_hi, 16)
     for c in built.v["w"]:
-        for adm in np.linspace(A_lo, A_hi, 16):
-            add_bed_cut(inst, built, c, float(adm))
+        if c == 0:
+            for adm in adms:
+                add_bed_cut(inst, built, c, float(adm))
+            continue
+        e = adms * los / 365.0
+        vals = np.asarray(queues.lost_traffic(e, c, z)) * 365.0 / los
+        ders = np.asarray(queues.lost_traffic_dload(e, c, z))
+        for adm, val, der in zip(adms, vals, ders, strict=True):
+            add_bed_cut(inst, built, c, float(adm), (float(val), float(der)))
+    profile = built.data["profile"]
+    hours = q.mobile_service_hours
+    days = demand.DAYS_PER_CYCLE
     for j, mm in list(built.v["y"]):
         if mm == 0:
             continue
         hi = min(built.data["mu_cap"][j], mm * built.data["mu_max_per_team"])
-        for mu in np.linspace(0, hi, 10):
-            add_mob_cut(inst, built, j, mm, float(mu))
+        mus = np.linspace(0, hi, 10)
+        e = mus[:, None] * days * profile[None, :] * hours / 365.0
+        vals = np.asarray(queues.waiting_load(e, mm)).sum(axis=1) * 365.0 / (days * hours)
+        ders = (np.asarray(queues.waiting_load_dload(e, mm)) * profile[None, :]).sum(axis=1)
+        for mu, val, der in zip(mus, vals, ders, strict=True):
+            add_mob_cut(inst, built, j, mm, float(mu), (float(val), float(der)))
 
 
 # ----------------------------------------------------------------------------- solve
