@@ -251,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--time-limit", type=float, default=60.0)
     s.add_argument("--gap", type=float, default=0.005)
     s.add_argument("--node-limit", type=int, help="branch-and-bound nodes per round (see optimise)")
+    s.add_argument("--no-suppress", action="store_true", help="do not suppress counts below 5")
     s.add_argument("--workers", type=int, default=0)
     s.set_defaults(func=cmd_frontier)
 

@@ -340,10 +340,52 @@ def marginal_cost(df: pd.DataFrame) -> pd.Series:
     return out
 
 
+FRONTIER_HIDDEN = "[c]"
+"""Marker of a suppressed frontier cell (the same as every other export's)."""
+
+
+def suppress_frontier(df: pd.DataFrame) -> pd.DataFrame:
+    """The frontier table with counts between 0 and 5 hidden, and what would reveal them.
+
+    Each row is one plan's footprint totals. An OAP bed-day count below 5 is hidden with
+    what gives it back by arithmetic: the row's total cost (the rest of it is capacity x
+    published unit costs), and the marginal-cost column of this row and the next (each
+    is a difference of consecutive rows). The objective stays: it adds the travel
+    burden, which the frontier does not publish, so it does not give the count back.
+    Zeros are shown. docs/disclosure.md explains the rule.
+    """
+    out = df.copy().astype(object)
+    marginal = "marginal_gbp_per_oap_bed_day_avoided"
+    ties = {
+        "oap_bed_days_per_year": ["total_cost_gbp_per_year", marginal],
+        "admissions_per_year": [],
+    }
+    positions = list(out.index)
+    for measure, tied in ties.items():
+        if measure not in out:
+            continue
+        values = pd.to_numeric(df[measure], errors="coerce")
+        for pos, idx in enumerate(positions):
+            v = values[idx]
+            if not (pd.notna(v) and 0 < v < 5):
+                continue
+            out.loc[idx, measure] = FRONTIER_HIDDEN
+            for col in tied:
+                if col in out:
+                    out.loc[idx, col] = FRONTIER_HIDDEN
+            if measure == "oap_bed_days_per_year" and marginal in out and pos + 1 < len(positions):
+                out.loc[positions[pos + 1], marginal] = FRONTIER_HIDDEN
+    return out
+
+
 def frontier_figure(df: pd.DataFrame):
+    """OAP bed-days and admissions against the budget; hidden cells leave a gap."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    df = df.copy()
+    for col in ("oap_bed_days_per_year", "admissions_per_year"):
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
         go.Scatter(
@@ -389,20 +431,24 @@ def frontier_cli(args, scenario: Scenario | None = None) -> int:
             }
         )
         df = frontier(scenario, budgets, opts)
-    shown = df.drop(columns=["message"], errors="ignore").copy()
+    suppress = not getattr(args, "no_suppress", False)
+    published = suppress_frontier(df) if suppress else df
+    shown = published.drop(columns=["message"], errors="ignore").copy()
     if "gap" in shown:
         shown["gap"] = shown["gap"].map(lambda g: f"{g:.2%}" if pd.notna(g) else "")
     with pd.option_context(
         "display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.1f}".format
     ):
         print(shown.to_string(index=False))
+    if suppress and (published == FRONTIER_HIDDEN).any().any():
+        print(f"{FRONTIER_HIDDEN}: hidden, a count below 5 or a figure that would reveal one")
     for row in df.itertuples(index=False):
         if row.status in ("INFEASIBLE", "NO_PLAN_IN_TIME"):
             print(f"GBP {row.budget_gbp_per_year / 1e6:,.1f}M: {row.message}")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        df.to_csv(out / "frontier.csv", index=False)
-        frontier_figure(df).write_html(out / "frontier.html", include_plotlyjs=True)
+        published.to_csv(out / "frontier.csv", index=False)
+        frontier_figure(published).write_html(out / "frontier.html", include_plotlyjs=True)
         print(f"wrote {out}/frontier.csv and frontier.html")
     return 0

@@ -78,7 +78,7 @@ def test_bench_orlib_json():
 @pytest.mark.slow
 def test_frontier_table_and_plot(tmp_path):
     r = run("frontier", str(SUSSEX), "--budgets", "58e6:60e6:2e6", "--out", str(tmp_path), "--time-limit", "25",
-            timeout=600)
+            "--no-suppress", timeout=600)
     assert r.returncode == 0, r.stderr
     import pandas as pd
 
