@@ -37,6 +37,7 @@ from dash import (
 )
 
 from dashapp.components import job_state, message, message_data
+from dashapp.security import QuietRequestHandler, check_debug_host, install_security
 from dashapp.state import (
     CONFIG_KEY,
     JOB_CANCELLED,
@@ -307,6 +308,7 @@ def create_app(
         on_error=report_callback_error,
     )
     app.server.config[CONFIG_KEY] = config
+    install_security(app.server)
     app.layout = shell
     _register_shell_callbacks(app)
     return app
@@ -317,9 +319,10 @@ def run(host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    check_debug_host(host, debug)  # the debugger runs code for anyone who reaches it
     app = create_app()
     log.info("crisis pathway planner on http://%s:%d", host, port)
-    app.run(host=host, port=port, debug=debug)
+    app.run(host=host, port=port, debug=debug, request_handler=QuietRequestHandler)
 
 
 __all__ = ["create_app", "run", "badge_text", "orphan", "poll_job", "report_callback_error"]

@@ -682,10 +682,17 @@ def _read_spatial_upload(path: Path, name: str, kind: str) -> gpd.GeoDataFrame:
     except InputError:
         raise
     except Exception as exc:  # GDAL and zipfile raise many kinds of errors
-        # GDAL names the file by its path on the server: name it as the user did
-        detail = str(exc).replace(str(path), name).replace(str(path.parent), "")
-        raise _fatal(name, f"could not read the file as {kind}: {detail}") from None
+        raise _fatal(name, f"could not read the file as {kind}: {_gdal_detail(exc, path, name)}") from None
     return gdf
+
+
+def _gdal_detail(exc: Exception, path: Path, name: str) -> str:
+    """GDAL's reason in the user's terms: the file named as they named it (not by its
+    path on the server), and no advice meant for programmers."""
+    detail = str(exc).replace(str(path), name).replace(str(path.parent), "").strip()
+    if "not recognized as being in a supported file format" in detail:
+        return "it is not in that format (it may be damaged, or be another kind of file)"
+    return detail or type(exc).__name__
 
 
 def _parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
