@@ -1302,7 +1302,9 @@ INCOMING = "incoming"
 #: file in them. Validated copies of uploaded areas (``uploads/areas/``) are never removed.
 RAW_UPLOAD_RETENTION_S = 24 * 3600
 _LEGACY_RAW_FOLDER = re.compile(r"^[0-9a-f]{16}$")
-PATIENT_LEVEL_NOTE = "the uploaded file was deleted from the server at once; nothing from it was kept"
+PATIENT_LEVEL_NOTE = (
+    "the uploaded file was deleted from the server at once; nothing from it was kept"
+)
 
 
 def decode_upload(contents: str | None, filename: str | None) -> tuple[str, bytes]:
@@ -1388,7 +1390,9 @@ def received_upload(contents: str, filename: str | None, folder: Path):
             yield path
         except InputError as err:
             if any(uploads.AGGREGATE_ONLY in p.message for p in err.problems):
-                raise InputError([*err.problems, Problem(name, None, None, PATIENT_LEVEL_NOTE)]) from None
+                raise InputError(
+                    [*err.problems, Problem(name, None, None, PATIENT_LEVEL_NOTE)]
+                ) from None
             raise
     finally:
         shutil.rmtree(private, ignore_errors=True)
@@ -1446,7 +1450,9 @@ def purge_stale_uploads(
     try:
         kept = keep()
     except Exception:  # noqa: BLE001 - unsure what is saved: delete nothing
-        log.warning("saved scenarios could not be read; old uploads were not cleaned", exc_info=True)
+        log.warning(
+            "saved scenarios could not be read; old uploads were not cleaned", exc_info=True
+        )
         return []
     removed = []
     for path in stale:

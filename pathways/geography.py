@@ -31,6 +31,7 @@ Conventions
 
 from __future__ import annotations
 
+import csv
 import difflib
 import functools
 import io
@@ -651,14 +652,34 @@ def _csv_text(raw: bytes, name: str) -> str:
     return raw.decode("latin-1")
 
 
+def _check_row_lengths(text: str, name: str) -> None:
+    """Refuse a row with more values than the header has columns (pandas would quietly
+    shift such a table's columns, or drop the extra values)."""
+    try:
+        records = (r for r in csv.reader(io.StringIO(text, newline="")) if r)
+        header = next(records, None)
+        if header is None:
+            return
+        for k, record in enumerate(records, start=2):
+            if len(record) > len(header):
+                raise InputError(
+                    Problem(name, k, None, f"the row has {len(record)} values but the header names "
+                                           f"{len(header)} columns: put any value holding a comma "
+                                           "in double quotes")
+                )  # fmt: skip
+    except csv.Error as exc:
+        raise _fatal(name, f"could not read the file as CSV: {exc}") from None
+
+
 def _read_csv_upload(path: Path, name: str) -> pd.DataFrame:
     try:
         raw = path.read_bytes()
     except OSError:
         raise _fatal(name, "the file could not be read") from None
     text = _csv_text(raw, name)
+    _check_row_lengths(text, name)
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, index_col=False)
     except pd.errors.EmptyDataError:
         raise _fatal(name, "the file is empty") from None
     except (pd.errors.ParserError, ValueError, OSError) as exc:
@@ -682,7 +703,9 @@ def _read_spatial_upload(path: Path, name: str, kind: str) -> gpd.GeoDataFrame:
     except InputError:
         raise
     except Exception as exc:  # GDAL and zipfile raise many kinds of errors
-        raise _fatal(name, f"could not read the file as {kind}: {_gdal_detail(exc, path, name)}") from None
+        raise _fatal(
+            name, f"could not read the file as {kind}: {_gdal_detail(exc, path, name)}"
+        ) from None
     return gdf
 
 
@@ -864,7 +887,9 @@ def _check_in_england(upload: _Upload, column: str) -> None:
 def _at_most(upload: _Upload, column: str, values: np.ndarray, limit: float, what: str) -> None:
     """A problem for each value above ``limit`` (``what``: e.g. "people in one area")."""
     for pos in np.flatnonzero(~np.isnan(values) & (values > limit)):
-        upload.add(pos, column, f"{values[pos]:,.0f} is more than {limit:,.0f} {what}; check the value")
+        upload.add(
+            pos, column, f"{values[pos]:,.0f} is more than {limit:,.0f} {what}; check the value"
+        )
 
 
 def _footprint_label(footprint: gpd.GeoDataFrame) -> str:
@@ -1181,7 +1206,13 @@ def load_sites(path: str | Path, footprint: gpd.GeoDataFrame | None = None) -> g
     }
     for service, col in CAPACITY_COLUMNS.items():
         if col in capacity:
-            _at_most(upload, col, capacity[col], MAX_UNITS[service], f"{col.replace('_', ' ')} at one site")
+            _at_most(
+                upload,
+                col,
+                capacity[col],
+                MAX_UNITS[service],
+                f"{col.replace('_', ' ')} at one site",
+            )
     offered: list[set[str]] = [set() for _ in range(n)]
     if SERVICES in table.columns:
         text = table[SERVICES].astype("string").fillna("").str.lower()

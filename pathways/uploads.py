@@ -9,7 +9,7 @@ with a capacity. Three things are checked here, for the web app and the library 
 - **Patient-level data**: a table with a column of NHS numbers (10 digits with a valid
   modulus-11 check digit), a date-of-birth column, or (for areas) a column of full UK
   postcodes, one per row, describes people rather than areas, and is refused with a
-  message saying why. The app deletes the refused file at once.
+  message saying why (the web app also deletes the file at once and says so).
 - **File names**: a name given by a browser is reduced to a plain file name (letters,
   digits, ``.``, ``-``, ``_``, brackets and spaces) before it is used on disk.
 
@@ -42,7 +42,7 @@ ZIP_EXPANSION_LIMIT = 5
 #: of its non-blank cells do, and at least ``MIN_MATCHES`` cells do.
 PERSONAL_SHARE = 0.8
 MIN_MATCHES = 2
-#: ... and, for dates and postcodes, at least this share of those cells differ.
+#: ... and, for dates and postcodes, more than this share of those cells differ.
 DISTINCT_SHARE = 0.5
 #: Names of columns that hold a date of birth (compared without case, spaces, ``_``,
 #: ``-`` or ``.``).
@@ -51,7 +51,7 @@ NHS_NUMBER_COLUMN_NAMES = frozenset({"nhsnumber", "nhsno", "nhsnum"})
 
 AGGREGATE_ONLY = (
     "only aggregate data may be uploaded (a count of people per small area, a capacity "
-    "per site), never records of individual people; the file was not kept"
+    "per site), never records of individual people"
 )
 
 # A full UK postcode (outward and inward code), e.g. "BN1 1AA", "SW1A 2AA", "M1 1AE".
@@ -157,7 +157,9 @@ def check_zip(path: str | Path, name: str, limit: int | None = None) -> None:
         parts = Path(m.filename.replace("\\", "/")).parts
         if m.filename.startswith(("/", "\\")) or ".." in parts or "\x00" in m.filename:
             raise InputError(
-                Problem(name, None, None, f"the zip file holds a file outside itself ({m.filename!r})")
+                Problem(
+                    name, None, None, f"the zip file holds a file outside itself ({m.filename!r})"
+                )
             )
 
 
@@ -241,7 +243,7 @@ def _mostly(cells: list[str], test, distinct: bool = False) -> bool:
     hits = [v for v in cells if test(v)]
     enough = len(hits) >= min(MIN_MATCHES, len(cells)) and len(hits) >= PERSONAL_SHARE * len(cells)
     if enough and distinct and len(hits) > 1:
-        enough = len(set(hits)) >= DISTINCT_SHARE * len(hits)
+        enough = len(set(hits)) > DISTINCT_SHARE * len(hits)
     return bool(cells) and enough
 
 

@@ -225,7 +225,9 @@ def update_sites(
     elif trigger == "services-upload" and contents:
         try:
             # the raw file is deleted as soon as it is read, accepted or not
-            with received_upload(contents, filename or "sites", current_config().upload_dir) as path:
+            with received_upload(
+                contents, filename or "sites", current_config().upload_dir
+            ) as path:
                 uploaded = geography.load_sites(path, footprint=footprint_areas(scenario))
         except InputError as err:
             return no_update, no_update, problems_table(problem_rows(err), "services-problems")
