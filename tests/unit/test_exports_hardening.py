@@ -14,6 +14,7 @@ import csv
 import io
 import sys
 import types
+from pathlib import Path
 
 import openpyxl
 import pandas as pd
@@ -186,3 +187,25 @@ def test_the_report_escapes_site_names_in_the_changes_table(hostile):
     report = exports.report_html(scenario, cards, plan)
     assert "What changes, site by site" in report and "<script" not in report.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in report.split("What changes")[1]
+
+
+def test_no_page_renders_user_text_as_html():
+    """React escapes text; these are the ways round it, and the app uses none of them."""
+    import dashapp
+
+    root = Path(dashapp.__file__).parent
+    risky = (
+        "dangerously_allow_html",
+        "Markdown(",
+        '"markdown"',
+        "'markdown'",
+        "srcDoc",
+        "innerHTML",
+    )
+    found = [
+        (str(path.relative_to(root)), word)
+        for path in sorted(root.rglob("*.py")) + sorted(root.rglob("*.js"))
+        for word in risky
+        if word in path.read_text(encoding="utf-8")
+    ]
+    assert found == []
