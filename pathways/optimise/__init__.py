@@ -84,7 +84,7 @@ def status_text(report: SolverReport | None) -> str:
         return "entered by hand (not optimised)"
     words = {
         "OPTIMAL": "best plan, proven",
-        "TIME_LIMIT": "best plan found before the time limit",
+        "TIME_LIMIT": "best plan found when the search stopped",
         "HEURISTIC": "first plan meeting every limit (the solver found nothing better in time)",
     }
     head = words.get(report.status, report.status.lower())

@@ -1116,7 +1116,7 @@ def solve(
     messages = {
         "OPTIMAL": f"within {gap:.2%} of the best possible",
         "TIME_LIMIT": (
-            f"stopped at the work limit ({opts.node_limit} branch-and-bound nodes)"
+            f"stopped at the work limit (node limit {opts.node_limit})"
             if work_stopped
             else f"stopped on the clock after {seconds:.0f} s"
             if clock_stopped
