@@ -6,6 +6,7 @@ allocation, ``evaluate`` sends each area to its quickest open site.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError
 
+from pathways.atomic import write_text_atomic
 from pathways.errors import InputError, Problem
 from pathways.scenario import (
     SERVICES,
@@ -109,16 +111,45 @@ def plan_from_dict(data: Any, file: str = "<plan>", text: str | None = None) -> 
         raise InputError(problems_from_validation(err, file, text)) from None
 
 
+INCOMPLETE_HINT = (
+    "this is not a complete plan; if it was cut off while being written (a stopped "
+    "or crashed run, a full disk, an interrupted copy), write it again: re-run the "
+    "command that made it (a batch re-runs such cases when resumed)"
+)
+"""Added to the problems of a plan file that cannot be read, so the way out is plain."""
+
+
 def load_plan(path: str | Path) -> Plan:
-    """Read and validate a plan YAML file (as written by ``pathways optimise``)."""
-    data, text = read_yaml(path)
-    return plan_from_dict(data, str(path), text)
+    """Read and validate a plan YAML file (as written by ``pathways optimise``).
+
+    A file that is not valid YAML or not a valid plan raises an :class:`InputError`
+    naming the file, with a last problem saying it may be incomplete and how to
+    write it again.
+    """
+    try:
+        data, text = read_yaml(path)
+        return plan_from_dict(data, str(path), text)
+    except InputError as err:
+        if any(p.message == "file not found" for p in err.problems):
+            raise
+        raise InputError([*err.problems, Problem(str(path), None, None, INCOMPLETE_HINT)]) from None
+
+
+def plan_text(plan: Plan | Mapping[str, Any]) -> str:
+    """A plan as YAML text (the format :func:`load_plan` reads)."""
+    data = plan.model_dump(mode="json") if isinstance(plan, Plan) else dict(plan)
+    return yaml.safe_dump(data, sort_keys=False, width=100)
 
 
 def dump_plan(plan: Plan, path: str | Path | None = None) -> str:
-    text = yaml.safe_dump(plan.model_dump(mode="json"), sort_keys=False, width=100)
+    """A plan as YAML text, written to ``path`` when given.
+
+    The file is written atomically (:mod:`pathways.atomic`): a run stopped part way
+    leaves the old file or the new one, never a truncated plan.
+    """
+    text = plan_text(plan)
     if path is not None:
-        Path(path).write_text(text, encoding="utf-8")
+        write_text_atomic(path, text)
     return text
 
 
