@@ -36,6 +36,7 @@ from dash import (
     set_props,
 )
 
+from dashapp.auth import install_auth, is_loopback, login_needed
 from dashapp.components import job_state, message, message_data
 from dashapp.security import QuietRequestHandler, check_debug_host, install_security
 from dashapp.state import (
@@ -274,6 +275,7 @@ def create_app(
     store_url: str | None = None,
     cache_dir: str | Path | None = None,
     tile_url: str | None = None,
+    login: bool | None = None,
 ) -> Dash:
     """Build the Dash app.
 
@@ -287,6 +289,9 @@ def create_app(
         ``~/.pathways/app-cache``).
     tile_url
         Optional raster tile URL template for map backgrounds (``PATHWAYS_TILE_URL``).
+    login
+        Require sign-in (``None``: only if ``PATHWAYS_LOGIN=1`` or a single sign-on
+        header is configured; see :mod:`dashapp.auth`).
     """
     config: AppConfig = resolve_config(store_url, cache_dir, tile_url)
     config.callback_dir.mkdir(parents=True, exist_ok=True)
@@ -309,18 +314,32 @@ def create_app(
     )
     app.server.config[CONFIG_KEY] = config
     install_security(app.server)
+    install_auth(app.server, login)
     app.layout = shell
     _register_shell_callbacks(app)
     return app
 
 
-def run(host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
-    """Serve the app (the bundled Sussex demo loads with no setup)."""
+def run(
+    host: str = "127.0.0.1", port: int = 8050, debug: bool = False,
+    workers: int | None = None, login: bool | None = None,
+) -> None:  # fmt: skip
+    """Serve the app (the bundled Sussex demo loads with no setup).
+
+    On 127.0.0.1 without ``workers``: the development server, no sign-in (a laptop).
+    On any other address, or with ``workers``: waitress with that many threads
+    (:mod:`dashapp.serve`), and sign-in on any address other computers can reach.
+    """
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     check_debug_host(host, debug)  # the debugger runs code for anyone who reaches it
-    app = create_app()
+    app = create_app(login=login_needed(host, login))
+    if not debug and (workers is not None or not is_loopback(host)):
+        from dashapp.serve import DEFAULT_THREADS, serve
+
+        serve(app.server, host, port, workers or DEFAULT_THREADS)
+        return
     log.info("crisis pathway planner on http://%s:%d", host, port)
     app.run(host=host, port=port, debug=debug, request_handler=QuietRequestHandler)
 

@@ -192,8 +192,15 @@ def cmd_app(args: argparse.Namespace) -> int:
     except ImportError as err:  # the library never needs the app; the CLI can start it
         print(f"The web app is not installed: {err}", file=sys.stderr)
         return 2
-    run(host=args.host, port=args.port, debug=args.debug)
+    run(host=args.host, port=args.port, debug=args.debug, workers=args.workers,
+        login=True if args.login else None)  # fmt: skip
     return 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from dashapp.auth import users_cli
+
+    return users_cli(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,10 +280,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_batch)
 
     s = sub.add_parser("app", help="start the web app")
-    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this computer only, no sign-in); any "
+        "other address, e.g. 0.0.0.0, requires sign-in (see docs/deploy.md)",
+    )  # fmt: skip
     s.add_argument("--port", type=int, default=8050)
     s.add_argument("--debug", action="store_true")
+    s.add_argument(
+        "--workers", type=int,
+        help="serve with waitress and this many threads (default on a shared address: 4)",
+    )  # fmt: skip
+    s.add_argument("--login", action="store_true", help="require sign-in even on 127.0.0.1")
     s.set_defaults(func=cmd_app)
+
+    try:  # the users of a shared web app; the library never needs the app
+        from dashapp.auth import add_users_parser
+    except ImportError:
+        pass
+    else:
+        add_users_parser(sub)
+        sub.choices["users"].set_defaults(func=cmd_users)
     return p
 
 

@@ -49,6 +49,7 @@ import pyarrow.parquet as pq
 import pyogrio
 import shapely
 from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError, ProjError
 from scipy.spatial import cKDTree
 
 from pathways import uploads
@@ -700,6 +701,8 @@ def _read_spatial_upload(path: Path, name: str, kind: str) -> gpd.GeoDataFrame:
         if len(layers) > 1:
             raise _fatal(name, f"the file holds {len(layers)} layers; upload one")
         gdf = gpd.read_file(path)
+        if not isinstance(gdf, gpd.GeoDataFrame) or gdf._geometry_column_name not in gdf:
+            raise _fatal(name, f"the {kind} holds no geometry (no points or polygons)")
     except InputError:
         raise
     except Exception as exc:  # GDAL and zipfile raise many kinds of errors
@@ -715,6 +718,9 @@ def _gdal_detail(exc: Exception, path: Path, name: str) -> str:
     detail = str(exc).replace(str(path), name).replace(str(path.parent), "").strip()
     if "not recognized as being in a supported file format" in detail:
         return "it is not in that format (it may be damaged, or be another kind of file)"
+    if not isinstance(exc, pyogrio.errors.DataSourceError | pyogrio.errors.DataLayerError):
+        # not GDAL's reason but a symptom inside the reader: the file is broken
+        return "it is damaged or incomplete (a Shapefile needs its .shp, .shx and .dbf files)"
     return detail or type(exc).__name__
 
 
@@ -801,6 +807,12 @@ def _check_gb_bounds(upload: _Upload, ok: np.ndarray, column: str) -> None:
         upload.geometry[pos] = None
 
 
+_UNUSABLE_CRS = (
+    "the file's coordinate reference system cannot be converted to British National Grid "
+    "(it may be damaged): save the file in EPSG:27700 or WGS84 EPSG:4326 and upload it again"
+)
+
+
 def _spatial_geometry(upload: _Upload, gdf: gpd.GeoDataFrame) -> None:
     geoms = np.asarray(gdf.geometry.values, dtype=object)
     n = len(geoms)
@@ -834,7 +846,11 @@ def _spatial_geometry(upload: _Upload, gdf: gpd.GeoDataFrame) -> None:
             "EPSG:27700 or WGS84 EPSG:4326)",
         )
         return
-    crs = CRS(crs)
+    try:
+        crs = CRS(crs)
+    except CRSError:
+        upload.add(None, GEOMETRY, _UNUSABLE_CRS)
+        return
     if ok.any():
         b = shapely.total_bounds(geoms[ok])
         in_degrees = abs(b[0]) <= 180 and abs(b[2]) <= 180 and abs(b[1]) <= 90 and abs(b[3]) <= 90
@@ -854,7 +870,11 @@ def _spatial_geometry(upload: _Upload, gdf: gpd.GeoDataFrame) -> None:
                 f"reference system is {crs.name} (metres): set it to WGS84 (EPSG:4326)",
             )
             return
-        projected = gpd.GeoSeries(geoms[ok], crs=crs).to_crs(BNG).values
+        try:
+            projected = gpd.GeoSeries(geoms[ok], crs=crs).to_crs(BNG).values
+        except (ProjError, CRSError, ValueError):  # a damaged or unusual .prj
+            upload.add(None, GEOMETRY, _UNUSABLE_CRS)
+            return
         upload.geometry[ok] = np.asarray(projected, dtype=object)
     _check_gb_bounds(upload, ok, GEOMETRY)
 

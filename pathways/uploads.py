@@ -140,7 +140,8 @@ def check_zip(path: str | Path, name: str, limit: int | None = None) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             members = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError):
+        # zipfile refuses damaged archives and unsupported versions in all these ways
         raise InputError(Problem(name, None, None, "this is not a readable zip file")) from None
     unpacked = sum(m.file_size for m in members)
     if unpacked > ZIP_EXPANSION_LIMIT * limit:

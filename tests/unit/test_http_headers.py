@@ -206,6 +206,6 @@ def test_run_serves_with_the_quiet_handler(monkeypatch):
         def run(self, **kwargs):
             seen.update(kwargs)
 
-    monkeypatch.setattr(app_module, "create_app", lambda: FakeApp())
+    monkeypatch.setattr(app_module, "create_app", lambda **kwargs: FakeApp())
     app_module.run(host="127.0.0.1", port=1, debug=True)
     assert seen["request_handler"] is security.QuietRequestHandler and seen["debug"] is True
