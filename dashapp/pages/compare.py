@@ -11,6 +11,7 @@ import dash
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 
 from dashapp import figures
+from dashapp.auth import Identity, current_identity
 from dashapp.components import (
     CHART_CONFIG,
     NHS_LIGHT_GREY,
@@ -36,7 +37,7 @@ from dashapp.state import (
     scenario_from_store,
     scenario_to_store,
 )
-from pathways.errors import InputError
+from pathways.errors import InputError, Problem
 from pathways.kpis import HEADLINE_KPIS, evaluate
 from pathways.plan import baseline_plan
 
@@ -47,7 +48,8 @@ dash.register_page(
 )
 
 SAVED_COLUMNS = [{"name": n, "id": i} for n, i in (
-    ("Plan", "name"), ("Scenario", "scenario_name"), ("Saved", "created_at"), ("By", "user"))]  # fmt: skip
+    ("Plan", "name"), ("Scenario", "scenario_name"), ("Saved", "created_at"), ("By", "user"),
+    ("Workspace", "workspace"))]  # fmt: skip
 
 
 def layout(**_query: str) -> html.Div:
@@ -85,6 +87,17 @@ def layout(**_query: str) -> html.Div:
                         "today's capacity as the plan.",
                         className="hint",
                     ),
+                    dcc.Checklist(
+                        id="compare-share",
+                        options=[
+                            {
+                                "label": " Share with every team using this app (read only)",
+                                "value": "share",
+                            }
+                        ],
+                        value=[],
+                        className="checklist",
+                    ),  # fmt: skip
                     html.Div(
                         [
                             html.P(id="compare-confirm-text"),
@@ -172,15 +185,24 @@ def layout(**_query: str) -> html.Div:
     )
 
 
-def saved_entry(name: str, config: AppConfig) -> dict[str, Any] | None:
-    """The saved plan (or scenario) called ``name``, if there is one."""
+def _who(identity: Identity | None) -> Identity:
+    return identity if identity is not None else current_identity()
+
+
+def saved_entry(
+    name: str, config: AppConfig, identity: Identity | None = None
+) -> dict[str, Any] | None:
+    """The team's own saved plan (or scenario) called ``name``, if there is one."""
+    who = _who(identity)
     store = open_store(config)
     try:
-        plans = {p["name"]: p for p in store.list_plans()}
-        scenarios = {s["name"]: s for s in store.list_scenarios()}
+        plan = store.find_plan(name, who.team)
+        if plan is not None:
+            return plan
+        return next((s for s in store.list_scenarios(team=who.team)
+                     if s["name"] == name and s["team"] == who.team), None)  # fmt: skip
     finally:
         store.close()
-    return plans.get(name) or scenarios.get(name)
 
 
 def facts_of(scenario, plan, settings: Mapping[str, Any] | None = None) -> tuple[dict, list[str]]:
@@ -199,17 +221,21 @@ def facts_of(scenario, plan, settings: Mapping[str, Any] | None = None) -> tuple
 
 def save(
     name: str | None, scenario_data: dict | None, result: dict | None, config: AppConfig,
-    replace: bool = False,
+    replace: bool = False, *, shared: bool = False, identity: Identity | None = None,
+    expect_version: int | None = None,
 ) -> tuple[Any, bool]:  # fmt: skip
-    """Save the session's scenario and plan as ``name``: returns (message, saved).
+    """Save the session's scenario and plan as ``name`` in the team's workspace: returns
+    (message, saved).
 
-    A name already in use is not overwritten unless ``replace``. The scorecard is saved
-    with the settings the plan was made under and the limits it breaks.
+    A name already in use is not overwritten unless ``replace`` (and then only the version
+    the user was asked about, ``expect_version``). ``shared`` lets every team read it. The
+    scorecard is saved with the settings the plan was made under and the limits it breaks.
     """
+    who = _who(identity)
     name = (name or "").strip()
     if not name:
         return message("Type a name first.", "warning"), False
-    if not replace and saved_entry(name, config) is not None:
+    if not replace and saved_entry(name, config, who) is not None:
         return message(
             f"A saved plan called '{name}' already exists: nothing was saved.", "warning"
         ), False
@@ -228,38 +254,59 @@ def save(
     card["settings"], card["breaches"] = facts_of(scenario, plan, settings)
     store = open_store(config)
     try:
-        store.save_scenario(name, scenario)
-        store.save_plan(name, name, plan, scorecard=card)
+        if replace and expect_version is not None:  # check before the scenario is replaced
+            entry = store.find_plan(name, who.team)
+            if entry is not None and entry["version"] != expect_version:
+                raise InputError(Problem(
+                    "store", None, "name",
+                    f"the saved plan '{name}' was changed by someone else since you were asked; "
+                    "nothing was replaced: save again to see the latest version",
+                ))  # fmt: skip
+        store.save_scenario(name, scenario, user=who.user, team=who.team, shared=shared)
+        store.save_plan(name, name, plan, scorecard=card, user=who.user, team=who.team,
+                        shared=shared, expect_version=expect_version if replace else None)  # fmt: skip
     finally:
         store.close()
     verb = "Replaced" if replace else "Saved"
-    note = f"{verb} scenario '{name}' with {what}"
+    note = f"{verb} scenario '{name}' with {what}" + (", shared with every team" if shared else "")
     broken = card["breaches"]
     if broken:
         return message(note + f"; it {breach_summary(broken)}.", "warning", broken), True
     return message(note + ".", "success"), True
 
 
-def save_flow(trigger: Any, name: str | None, pending: str | None, scenario_data: dict | None,
-              result: dict | None, config: AppConfig) -> tuple:  # fmt: skip
+def save_flow(trigger: Any, name: str | None, pending: Any, scenario_data: dict | None,
+              result: dict | None, config: AppConfig, shared: bool = False,
+              identity: Identity | None = None) -> tuple:  # fmt: skip
     """Save, ask before replacing, replace or keep: returns (message, saved, confirm class,
-    confirm text, pending name)."""
+    confirm text, pending: the name and version the user was asked about)."""
     hidden = "message message-warning hidden"
+    who = _who(identity)
     if trigger == "compare-keep":
         return (message("Nothing was replaced: type another name and save again.", "info"), False,
                 hidden, "", None)  # fmt: skip
     if trigger == "compare-replace" and pending:
-        note, saved = save(pending, scenario_data, result, config, replace=True)
+        asked = pending if isinstance(pending, dict) else {"name": pending}
+        version = asked.get("version")
+        note, saved = save(str(asked.get("name") or ""), scenario_data, result, config, replace=True,
+                           shared=shared, identity=who,
+                           expect_version=version if isinstance(version, int) else None)  # fmt: skip
         return note, saved, hidden, "", None
     name = (name or "").strip()
-    entry = saved_entry(name, config) if name else None
+    entry = saved_entry(name, config, who) if name else None
     if entry is not None:
         when = _when(entry.get("created_at"))
-        who = f" by {entry['user']}" if entry.get("user") else ""
-        text = (f"A saved plan called '{name}' already exists (saved {when}{who}). Replace it with "
+        by = f" by {entry['user']}" if entry.get("user") else ""
+        text = (f"A saved plan called '{name}' already exists (saved {when}{by}). Replace it with "
                 "this session's scenario and plan?")  # fmt: skip
-        return None, False, "message message-warning", text, name
-    note, saved = save(name, scenario_data, result, config)
+        return (
+            None,
+            False,
+            "message message-warning",
+            text,
+            {"name": name, "version": entry.get("version")},
+        )
+    note, saved = save(name, scenario_data, result, config, shared=shared, identity=who)
     return note, saved, hidden, "", None
 
 
@@ -278,15 +325,17 @@ def save_flow(trigger: Any, name: str | None, pending: str | None, scenario_data
     State("app-scenario", "data"),
     State("app-result", "data"),
     State("compare-refresh", "data"),
+    State("compare-share", "value"),
     prevent_initial_call=True,
 )
-def on_save(_n, _submit, _replace, _keep, name, pending, scenario_data, result, token):
+def on_save(_n, _submit, _replace, _keep, name, pending, scenario_data, result, token, share):
     trigger = user_trigger()
     if trigger is None:
         return no_update, no_update, no_update, no_update, no_update
     try:
+        shared = isinstance(share, list) and "share" in share
         note, saved, cls, text, pend = save_flow(trigger, name, pending, scenario_data, result,
-                                                 current_config())  # fmt: skip
+                                                 current_config(), shared)  # fmt: skip
         return note, ((token or 0) + 1 if saved else no_update), cls, text, pend
     except InputError as err:
         return error_message(err), no_update, no_update, no_update, no_update
@@ -295,14 +344,20 @@ def on_save(_n, _submit, _replace, _keep, name, pending, scenario_data, result, 
         return error_message(err), no_update, no_update, no_update, no_update
 
 
-def saved_rows(config: AppConfig) -> list[dict[str, Any]]:
+def saved_rows(config: AppConfig, identity: Identity | None = None) -> list[dict[str, Any]]:
+    """The saved plans the team may read (its own, then those other teams share), each with
+    its unguessable token: the server checks the team again on every use of a token."""
+    who = _who(identity)
     store = open_store(config)
     try:
-        plans = store.list_plans()
+        plans = store.list_plans(team=who.team)
     finally:
         store.close()
+    plans.sort(key=lambda p: (p["team"] != who.team, p["name"], p["team"]))
     return [{"name": p["name"], "scenario_name": p["scenario_name"], "created_at": _when(p["created_at"]),
-             "user": p["user"]} for p in plans]  # fmt: skip
+             "user": p["user"], "token": p["token"],
+             "workspace": ("yours, shared" if p["shared"] else "yours") if p["team"] == who.team
+             else f"shared by {p['team']}"} for p in plans]  # fmt: skip
 
 
 def _when(iso: str | None) -> str:
@@ -317,18 +372,25 @@ def _when(iso: str | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M") + zone
 
 
-def compare(names: Sequence[str], config: AppConfig) -> tuple[list[dict], list[dict], Any]:
-    """Headline KPIs of saved plans side by side, then the settings each was made under and
-    the limits it breaks: (rows, columns, chart)."""
+def _column(entry: Mapping[str, Any], team: str) -> str:
+    """A saved plan's column heading: its name, with the team for another team's plan."""
+    return entry["name"] if entry["team"] == team else f"{entry['name']} ({entry['team']})"
+
+
+def compare(
+    tokens: Sequence[str], config: AppConfig, identity: Identity | None = None
+) -> tuple[list[dict], list[dict], Any]:
+    """Headline KPIs of saved plans (by token) side by side, then the settings each was made
+    under and the limits it breaks: (rows, columns, chart)."""
+    who = _who(identity)
     store = open_store(config)
     kpis: dict[str, dict[str, float]] = {}
     facts: dict[str, tuple[dict, list[str]]] = {}
     roles: dict[str, str] = {}
     try:
-        listed = {p["name"]: p for p in store.list_plans()}
-        for name in names:
-            plan, card = store.load_plan(name)
-            scenario = store.load_scenario(listed[name]["scenario_name"])
+        for token in tokens:
+            entry, scenario, plan, card = store.open_saved(token, who.team)
+            name = _column(entry, who.team)
             if not card or "kpis" not in card:
                 card = evaluate(scenario, plan).to_dict()
             kpis[name] = card["kpis"]
@@ -355,13 +417,13 @@ def _limits_text(broken: Sequence[str]) -> str:
     return f"{breach_summary(broken).upper()[0]}{breach_summary(broken)[1:]}: " + "; ".join(broken)
 
 
-def load(name: str, config: AppConfig) -> tuple[dict, dict]:
-    """A saved scenario and plan as session stores (scenario, result)."""
+def load(token: str, config: AppConfig, identity: Identity | None = None) -> tuple[dict, dict]:
+    """A saved scenario and plan (by token, if the team may read it) as session stores
+    (scenario, result)."""
+    who = _who(identity)
     store = open_store(config)
     try:
-        listed = {p["name"]: p for p in store.list_plans()}
-        plan, card = store.load_plan(name)
-        scenario = store.load_scenario(listed[name]["scenario_name"])
+        _entry, scenario, plan, card = store.open_saved(token, who.team)
     finally:
         store.close()
     if plan.name == "current":
@@ -400,22 +462,40 @@ def on_saved(_refresh, _run, _load, _delete, rows, selected):
     return act(user_trigger(), rows or [], selected or [], current_config())
 
 
-def act(trigger: str | None, rows: list[dict], selected: list[int], config: AppConfig) -> tuple:
+def _picked(rows: Any, selected: Any) -> list[tuple[str, str]]:
+    """(name, token) of the selected rows, from what the browser sent (checked later by the
+    store against the team: a made-up or replayed token opens nothing)."""
+    if not isinstance(rows, list) or not isinstance(selected, list):
+        return []
+    picked = []
+    for i in selected:
+        if isinstance(i, int) and 0 <= i < len(rows) and isinstance(rows[i], dict):
+            name, token = rows[i].get("name"), rows[i].get("token")
+            if isinstance(token, str) and token:
+                picked.append((str(name or ""), token))
+    return picked
+
+
+def act(trigger: str | None, rows: list[dict], selected: list[int], config: AppConfig,
+        identity: Identity | None = None) -> tuple:  # fmt: skip
     """List, compare, open or delete saved plans (8 outputs, see ``on_saved``)."""
     keep = (no_update,) * 4
-    names = [rows[i]["name"] for i in selected if i < len(rows)]
+    who = _who(identity)
+    picked = _picked(rows, selected)
+    names = [n for n, _ in picked]
+    tokens = [t for _, t in picked]
     try:
         if trigger == "compare-run":
             if len(names) < 2:
                 return (no_update, no_update, *keep[:3], message("Select two or more saved plans.", "warning"),
                         no_update, no_update)  # fmt: skip
-            t_rows, t_cols, fig = compare(names, config)
+            t_rows, t_cols, fig = compare(tokens, config, who)
             return no_update, no_update, t_rows, t_cols, fig, None, no_update, no_update
         if trigger == "compare-load":
             if len(names) != 1:
                 return (no_update, no_update, *keep[:3], message("Select exactly one plan to open.", "warning"),
                         no_update, no_update)  # fmt: skip
-            scenario_data, result = load(names[0], config)
+            scenario_data, result = load(tokens[0], config, who)
             return (
                 no_update,
                 no_update,
@@ -427,17 +507,12 @@ def act(trigger: str | None, rows: list[dict], selected: list[int], config: AppC
         if trigger == "compare-delete" and names:
             store = open_store(config)
             try:
-                for n in names:
-                    store.delete_plan(n)
-                    if not store.list_plans(scenario_name=n) and any(
-                        s["name"] == n for s in store.list_scenarios()
-                    ):
-                        store.delete_scenario(n)
+                gone = [store.delete_saved(token, who.team) for token in tokens]
             finally:
                 store.close()
-            note = message(f"Deleted {', '.join(names)}.", "success")
+            note = message(f"Deleted {', '.join(gone)}.", "success")
             return (
-                saved_rows(config),
+                saved_rows(config, who),
                 [],
                 [],
                 [],
@@ -446,7 +521,7 @@ def act(trigger: str | None, rows: list[dict], selected: list[int], config: AppC
                 no_update,
                 no_update,
             )
-        listed = saved_rows(config)
+        listed = saved_rows(config, who)
         note = (
             None
             if listed

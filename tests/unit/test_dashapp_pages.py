@@ -880,13 +880,13 @@ def test_saving_under_a_used_name_asks_first(pages, demo, config):
         "compare-save", "plan A", None, demo, None, config
     )
     assert not saved and note is None and "hidden" not in cls
-    assert "already exists" in text and "Replace it" in text and pending == "plan A"
+    assert "already exists" in text and "Replace it" in text and pending["name"] == "plan A"
     note, saved, cls, *_ = pages.compare.save_flow(
         "compare-keep", "plan A", pending, demo, None, config
     )
     assert not saved and "Nothing was replaced" in _text(note)
     note, saved, cls, *_ = pages.compare.save_flow(
-        "compare-replace", "plan A", "plan A", demo, None, config
+        "compare-replace", "plan A", pending, demo, None, config
     )
     assert saved and "Replaced" in _text(note)
     assert pages.compare.save("plan A", demo, None, config)[1] is False  # never silently
@@ -898,7 +898,8 @@ def test_compare_states_settings_and_colours_plans_by_role(pages, demo, config, 
     result = _optimised_result(pages, demo, monkeypatch)
     pages.compare.save("a plan", demo, result, config)
     pages.compare.save("z today", demo, None, config)
-    rows, cols, fig = pages.compare.compare(["a plan", "z today"], config)
+    tokens = [r["token"] for r in pages.compare.saved_rows(config)]
+    rows, cols, fig = pages.compare.compare(tokens, config)
     by_kpi = {r["kpi"]: r for r in rows}
     assert by_kpi["Revenue budget"]["a plan"] == "£60.00M a year"
     assert by_kpi["Time limit"]["a plan"] == "5 seconds" and by_kpi["Time limit"]["z today"] == "–"
