@@ -33,6 +33,10 @@ browser send callbacks), and Secure when the request came over HTTPS. The sign-i
 sign-out forms carry a CSRF token kept in the session. Repeated wrong passwords for one
 user name are slowed down: after :data:`MAX_FAILURES` in :data:`FAILURE_WINDOW_S`, that
 name is refused until the window has passed (counted per server process).
+
+Every request checks the store again: a disabled user is refused at their next request,
+a moved user sees their new team's workspace, and a new password (``pathways users add
+NAME --team TEAM --replace``) ends every session signed in with the old one.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import hashlib
 import hmac
 import html
 import logging
@@ -52,6 +57,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from pathways.errors import InputError, Problem
 
@@ -74,6 +80,8 @@ DEFAULT_SESSION_HOURS = 8.0
 MIN_PASSWORD_CHARS = 10
 MAX_FAILURES = 5
 FAILURE_WINDOW_S = 15 * 60
+#: User names with recent wrong passwords kept per server process, at most.
+MAX_TRACKED_NAMES = 10_000
 COOKIE_NAME = "pathways_session"
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
@@ -227,7 +235,10 @@ class FailedLogins:
 
     def _recent(self, name: str, now: float) -> list[float]:
         kept = [t for t in self._seen.get(name, []) if now - t < self.window_s]
-        self._seen[name] = kept
+        if kept:
+            self._seen[name] = kept
+        else:  # names without recent failures are not kept (nor made by asking)
+            self._seen.pop(name, None)
         return kept
 
     def blocked(self, name: str) -> bool:
@@ -236,7 +247,21 @@ class FailedLogins:
 
     def failed(self, name: str) -> None:
         with self._lock:
-            self._recent(name.lower(), time.monotonic()).append(time.monotonic())
+            now = time.monotonic()
+            self._seen[name.lower()] = [*self._recent(name.lower(), now), now]
+            if len(self._seen) > MAX_TRACKED_NAMES:
+                self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        # Many different names in one window (someone trying names): forget the names
+        # whose failures are past the window, then those with the fewest failures.
+        for name in list(self._seen):
+            self._recent(name, now)
+        keep = MAX_TRACKED_NAMES // 2
+        if len(self._seen) > keep:
+            order = sorted(self._seen, key=lambda n: (len(self._seen[n]), self._seen[n][-1]))
+            for name in order[: len(self._seen) - keep]:
+                del self._seen[name]
 
     def succeeded(self, name: str) -> None:
         with self._lock:
@@ -373,23 +398,35 @@ def _refuse(request):
     import flask
 
     if _wants_page(request):
-        return flask.redirect(f"{LOGIN_PATH}?next={safe_next(request.full_path.rstrip('?'))}")
+        query = urlencode({"next": safe_next(request.full_path.rstrip("?"))})
+        return flask.redirect(f"{LOGIN_PATH}?{query}")
     response = flask.make_response("Sign in to use the crisis pathway planner.\n", 401)
     response.headers["Content-Type"] = "text/plain; charset=utf-8"
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
+def password_tag(password_hash: str | None) -> str:
+    """A short digest of a user's password hash, kept in their session: a new password
+    (``pathways users add NAME --team TEAM --replace``) ends every session signed in with
+    the old one. The hash is salted and slow, so the digest tells nothing of the password."""
+    digest = hashlib.sha256(f"pathways-session:{password_hash or ''}".encode()).hexdigest()
+    return digest[:32]
+
+
 def session_identity(store: RunStore, session: Mapping[str, Any], hours: float) -> Identity | None:
-    """The identity of a signed-in session that has not expired and whose user is still
-    active (the team is read from the store each time, so moving a user takes effect)."""
-    name, at = session.get("user"), session.get("at")
-    if not isinstance(name, str) or not isinstance(at, int | float):
+    """The identity of a signed-in session that has not expired, whose user is still
+    active and has the password they signed in with (the team is read from the store each
+    time, so moving a user takes effect)."""
+    name, at, tag = session.get("user"), session.get("at"), session.get("pw")
+    if not isinstance(name, str) or not isinstance(at, int | float) or not isinstance(tag, str):
         return None
     if time.time() - float(at) > hours * 3600:
         return None
     user = store.get_user(name)
-    if user is None or not user["active"]:
+    if user is None or not user["active"] or not user.get("password_hash"):
+        return None
+    if not hmac.compare_digest(tag, password_tag(user["password_hash"])):
         return None
     return Identity(user=user["name"], team=user["team"], signed_in=True)
 
@@ -482,7 +519,9 @@ def install_auth(server, login: bool | None = None) -> AuthSettings:
         failures.succeeded(name)
         flask.session.clear()  # a fresh session: nothing from before signing in carries over
         flask.session.permanent = True
-        flask.session.update(user=who.user, at=time.time(), csrf=secrets.token_urlsafe(32))
+        user = store.get_user(who.user) or {}
+        flask.session.update(user=who.user, at=time.time(), csrf=secrets.token_urlsafe(32),
+                             pw=password_tag(user.get("password_hash")))  # fmt: skip
         log.info("%s (team %s) signed in", who.user, who.team)
         return flask.redirect(next_path)
 
@@ -582,6 +621,7 @@ __all__ = [
     "is_loopback",
     "local_identity",
     "login_needed",
+    "password_tag",
     "resolve_settings",
     "safe_next",
     "users_cli",
