@@ -30,9 +30,13 @@ old tables are left in place, empty.
 The store is a SQLite file by default (``~/.pathways/store.db``, or the URL in the
 ``PATHWAYS_STORE_URL`` environment variable) and any SQLAlchemy URL otherwise, e.g.
 ``postgresql+psycopg2://user:password@host/db`` for a shared store. SQLite files run
-in WAL mode with a busy timeout so several processes can write to one file.
+in WAL mode with a busy timeout so several processes can write to one file, and with
+``synchronous = FULL``: a save that has returned is on disk.
 
-Every write is one transaction: a write that fails leaves earlier rows untouched.
+Every write is one transaction: a write that fails, or a process killed part way,
+leaves earlier rows untouched. A SQLite file that is damaged (not a database) or held
+locked by another program gives an :class:`~pathways.errors.InputError` saying so, when
+the store is opened and on any later read or write.
 """
 
 from __future__ import annotations
@@ -377,6 +381,15 @@ class RunStore:
     url
         SQLAlchemy URL. ``None``: ``PATHWAYS_STORE_URL`` or ``sqlite:///~/.pathways/store.db``.
         A plain file path (no ``://``) is taken as a SQLite file.
+    busy_timeout_s
+        SQLite: how long a write waits for another process's write to finish before
+        saying the store is locked (default 60 s).
+
+    Raises
+    ------
+    InputError
+        A SQLite file that is not a readable database, is locked by another program, or
+        cannot be opened (here or on any later call).
 
     Examples
     --------
@@ -386,7 +399,9 @@ class RunStore:
     True
     """
 
-    def __init__(self, url: str | os.PathLike[str] | None = None):
+    def __init__(
+        self, url: str | os.PathLike[str] | None = None, busy_timeout_s: float | None = None
+    ):
         if url is None:
             url = default_url()
         url = str(url)
@@ -395,18 +410,38 @@ class RunStore:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.where = _safe_url(url)
+        if busy_timeout_s is None:
+            busy_timeout_s = SQLITE_BUSY_TIMEOUT_MS / 1000
+        self.busy_timeout_s = float(busy_timeout_s)
         kwargs: dict[str, Any] = {"future": True}
         if self.is_sqlite:
             db = parsed.database
             if db and db != ":memory:" and not db.startswith("file:"):
+                self.where = str(Path(db).expanduser())
                 Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            kwargs["connect_args"] = {"timeout": self.busy_timeout_s}
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_on_connect)
+            timeout_ms = max(0, round(self.busy_timeout_s * 1000))
+            event.listen(
+                self.engine, "connect",
+                lambda conn, record: _sqlite_on_connect(conn, record, timeout_ms),
+            )  # fmt: skip
+            event.listen(self.engine, "handle_error", self._explain_sqlite_error)
         self._create_tables()
+
+    def _explain_sqlite_error(self, context: Any) -> None:
+        """Turn a damaged, locked or unopenable SQLite file into an :class:`InputError`.
+
+        Called by SQLAlchemy for every database error (also when connecting); other
+        errors (a duplicate name, say) are left as they are.
+        """
+        problem = sqlite_problem(self.where, context.original_exception)
+        if problem is not None:
+            raise InputError(problem) from context.original_exception
 
     def _create_tables(self, attempts: int = 5) -> None:
         # Two processes opening a new store at once may both try to create a table or
@@ -1045,7 +1080,13 @@ class RunStore:
                     (t.c.batch_id == int(batch_id)) & t.c.plan.is_not(None)
                 )
             ).all()
-        return {r.case_id: json.loads(r.plan) for r in rows}
+        plans = {}
+        for r in rows:
+            try:
+                plans[r.case_id] = json.loads(r.plan)
+            except ValueError:  # left out: the batch runs the case again
+                log.warning("the recorded plan of case %s cannot be read", r.case_id)
+        return plans
 
     def runs_frame(self, batch_id: int, expand: bool = True) -> pd.DataFrame:
         """The batch's recorded runs, one row per case, ordered by case id.
@@ -1108,12 +1149,54 @@ def _scenario_of(row: Any, name: str) -> Scenario:
     )  # fmt: skip
 
 
-def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_on_connect(
+    dbapi_conn: Any, _record: Any, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> None:
+    # synchronous = FULL: a transaction that has returned is on disk, so a saved plan or
+    # a recorded case survives the process being killed and the machine losing power.
     cur = dbapi_conn.cursor()
     try:
-        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA synchronous = FULL")
         cur.execute("PRAGMA foreign_keys = ON")
     finally:
         cur.close()
+
+
+_LOCKED = ("database is locked", "database table is locked", "database schema is locked")
+_DAMAGED = (
+    "file is not a database", "database disk image is malformed", "file is encrypted",
+    "not a database", "malformed database schema", "disk i/o error",
+)  # fmt: skip
+
+
+def sqlite_problem(where: str, err: BaseException) -> Problem | None:
+    """What is wrong with the SQLite run store at ``where``, in plain words (or ``None``
+    when ``err`` is not about the file itself: a duplicate name, say)."""
+    import sqlite3
+
+    if not isinstance(err, sqlite3.Error) or isinstance(err, sqlite3.IntegrityError):
+        return None
+    detail = str(err).strip() or type(err).__name__
+    low = detail.lower()
+    if any(m in low for m in _LOCKED):
+        message = (
+            f"the run store at {where} is locked by another program; try again (close the "
+            "other program, or wait for it to finish writing)"
+        )
+    elif any(m in low for m in _DAMAGED):
+        message = (
+            f"the run store at {where} is not a readable database: {detail}. Restore it from "
+            "a backup, or use another store file (--store or PATHWAYS_STORE_URL)"
+        )
+    elif "unable to open database file" in low:
+        message = (
+            f"the run store at {where} cannot be opened: {detail} (check that the folder "
+            "exists and that you may write to it)"
+        )
+    elif "readonly database" in low or "read-only" in low:
+        message = f"the run store at {where} cannot be written: {detail} (the file is read-only)"
+    else:
+        return None
+    return Problem("store", None, None, message)

@@ -321,3 +321,89 @@ def test_several_processes_write_one_sqlite_file(tmp_path):
         [batch] = s.list_batches()
         assert batch["runs"] == 80
         assert len(s.finished_cases(batch["id"])) == 80
+
+
+# --------------------------------------------------------------------------- damaged or locked files
+
+
+def test_a_file_that_is_not_a_database_is_explained_on_opening(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    path.write_bytes(b"this is not SQLite\x00" + bytes(range(256)) * 16)
+    with pytest.raises(InputError) as info:
+        RunStore(path)
+    message = str(info.value)
+    assert f"the run store at {path} is not a readable database" in message
+    assert "file is not a database" in message  # what SQLite said
+    assert "Traceback" not in message
+
+
+def test_a_store_damaged_after_opening_is_explained_on_the_next_call(tmp_path, scenario):
+    path = tmp_path / "runs.sqlite"
+    store = RunStore(path)
+    store.save_plan("kept", "base", a_plan(scenario))
+    store.close()  # the next call opens a new connection
+    for name in ("runs.sqlite-wal", "runs.sqlite-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    path.write_bytes(b"\x00garbage" * 4096)
+    with pytest.raises(InputError, match="is not a readable database"):
+        store.list_plans()
+    with pytest.raises(InputError, match="is not a readable database"):
+        store.save_plan("other", "base", a_plan(scenario))
+
+
+def _hold_exclusive_lock(path: Path, *, wal: bool):
+    """A second program's connection holding SQLite's exclusive lock on ``path``."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None, timeout=0)
+    if wal:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("create table if not exists other_program (x)")
+    conn.execute("BEGIN EXCLUSIVE")
+    conn.execute("insert into other_program values (1)")
+    return conn
+
+
+def test_a_store_locked_by_another_program_says_so_on_opening(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    other = _hold_exclusive_lock(path, wal=False)  # not yet a store: opening must write
+    try:
+        with pytest.raises(InputError) as info:
+            RunStore(path, busy_timeout_s=0.2)
+        assert f"the run store at {path} is locked by another program; try again" in str(info.value)
+    finally:
+        other.rollback()
+        other.close()
+    with RunStore(path, busy_timeout_s=0.2) as store:  # once released, it opens
+        assert store.list_plans() == []
+
+
+def test_a_store_locked_by_another_program_says_so_on_saving(tmp_path, scenario):
+    path = tmp_path / "runs.sqlite"
+    store = RunStore(path, busy_timeout_s=0.2)
+    store.save_plan("kept", "base", a_plan(scenario))
+    other = _hold_exclusive_lock(path, wal=True)
+    try:
+        with pytest.raises(InputError, match="is locked by another program; try again"):
+            store.save_plan("blocked", "base", a_plan(scenario, beds=60))
+        with pytest.raises(InputError, match="is locked by another program"):
+            store.record_run(store.start_batch("spec"), "c1", inputs={}, status=STATUS_OK)
+    finally:
+        other.rollback()
+        other.close()
+    # Nothing half-written: the earlier save is intact and the blocked one can be retried.
+    assert [p["name"] for p in store.list_plans()] == ["kept"]
+    store.save_plan("blocked", "base", a_plan(scenario, beds=60))
+    assert store.load_plan("blocked")[0].sites[0].capacity.inpatient_beds == 60
+    store.close()
+
+
+def test_an_unreadable_recorded_plan_is_left_out(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    batch = store.start_batch("spec")
+    store.record_run(batch, "good", inputs={}, status=STATUS_OK, plan={"name": "p"})
+    store.record_run(batch, "cut", inputs={}, status=STATUS_OK, plan={"name": "q"})
+    with store.engine.begin() as conn:
+        conn.execute(text("update runs set plan = '{\"name\": \"q' where case_id = 'cut'"))
+    assert store.run_plans(batch) == {"good": {"name": "p"}}
+    store.close()
