@@ -39,6 +39,7 @@ from dash import (
 from dashapp.auth import install_auth, is_loopback, login_needed
 from dashapp.components import job_state, message, message_data
 from dashapp.security import QuietRequestHandler, check_debug_host, install_security
+from dashapp.slots import max_jobs
 from dashapp.state import (
     CONFIG_KEY,
     JOB_CANCELLED,
@@ -294,6 +295,7 @@ def create_app(
         header is configured; see :mod:`dashapp.auth`).
     """
     config: AppConfig = resolve_config(store_url, cache_dir, tile_url)
+    max_jobs()  # a wrong PATHWAYS_MAX_JOBS stops the app here, not at the first optimisation
     config.callback_dir.mkdir(parents=True, exist_ok=True)
     config.upload_dir.mkdir(parents=True, exist_ok=True)
     manager = DiskcacheManager(diskcache.Cache(str(config.callback_dir)), expire=JOB_EXPIRE_S)

@@ -26,6 +26,7 @@ from dashapp.components import (
     status_words,
     user_trigger,
 )
+from dashapp.slots import SLOTS_DIR, JobSlots, be_gentle, max_jobs, waiting_text
 from dashapp.state import (
     SETTING_BOUNDS,
     TIME_LIMIT,
@@ -33,6 +34,7 @@ from dashapp.state import (
     apply_settings,
     field_text,
     job_board,
+    job_config,
     new_job_id,
     own_process_pid,
     result_to_store,
@@ -527,8 +529,11 @@ def run_job(set_progress: Callable[[list], None], request: Mapping[str, Any] | N
     if not request:
         return no_update, no_update, no_update
     job_id = request.get("job_id")
+    own = own_process_pid()
     with job_board() as board:
-        board.start(job_id, kind, own_process_pid())
+        board.start(job_id, kind, own)
+    if own is not None:
+        be_gentle()  # pages come first: the server's requests outrank a job's solver
     last = [0.0]
 
     def progress(pct: float, text: str) -> None:
@@ -540,7 +545,9 @@ def run_job(set_progress: Callable[[list], None], request: Mapping[str, Any] | N
                 b.progress(job_id, pct, text)
 
     set_progress([{"pct": 0, "text": "starting"}])
-    status, data = work(progress)
+    slots = JobSlots(job_config().cache_dir / SLOTS_DIR, max_jobs())
+    with slots.hold(lambda position, n: progress(0, waiting_text(position, n))):
+        status, data = work(progress)
     failed = isinstance(status, Mapping) and status.get("kind") == "error"
     kept_data = None if data is no_update else data
     with job_board() as board:
