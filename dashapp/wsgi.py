@@ -10,8 +10,10 @@ environment: ``PATHWAYS_SECRET_KEY`` (set it), ``PATHWAYS_STORE_URL``,
 from __future__ import annotations
 
 from dashapp.app import create_app
-from dashapp.serve import harden_proxy_headers
+from dashapp.serve import harden_proxy_headers, release_sockets_in_jobs
 
 #: The Flask server of the Dash app (a WSGI application).
 application = create_app(login=True).server
 harden_proxy_headers(application)
+# background jobs forked from the server must not keep its port and connections open
+release_sockets_in_jobs()
