@@ -9,6 +9,9 @@ group. Defaults and their sources: :class:`pathways.scenario.CostParams`.
 
 from __future__ import annotations
 
+import math
+
+from pathways.errors import InputError, Problem
 from pathways.plan import Plan
 from pathways.scenario import SERVICES, SHIFTS, STAFF_GROUPS, Scenario
 
@@ -52,6 +55,17 @@ def plan_costs(scenario: Scenario, plan: Plan, oap_bed_days: float) -> dict[str,
         scenario.costs.capital_gbp_per_new_site[svc] for _, svc in new_services(scenario, plan)
     )
     out["total"] = sum(out[k] for k in (*SERVICES, "hub", "oap"))
+    for key, value in out.items():  # bounded inputs keep these finite; never report inf
+        if not math.isfinite(value):
+            raise InputError(
+                Problem(
+                    "costs",
+                    None,
+                    key,
+                    f"the {key} cost is not a finite number ({value}); check the unit costs and "
+                    "the plan's capacities",
+                )
+            )
     return out
 
 

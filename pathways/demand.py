@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pathways.errors import InputError, Problem
 from pathways.scenario import DemandParams, QueueParams
 
 # England, mid-2015 (IoD2019 file 6, sum over the 32,844 English LSOAs); checked against
@@ -24,6 +25,37 @@ ENGLAND_POP_0_15 = 10_405_050
 ENGLAND_POP_16_59 = 31_710_315
 ENGLAND_POP_60_PLUS = 12_612_839
 ENGLAND_POP = 54_728_204  # total column; equals the sum of the three bands
+
+MAX_FOOTPRINT_POPULATION = 100_000_000
+"""Largest population of one footprint (England is about 57 M): beyond it a population
+column holds a mistake (1e300 would overflow the demand arithmetic)."""
+
+
+def check_population(
+    population: float | np.ndarray, what: str = "areas", field: str = "pop_total"
+) -> None:
+    """Refuse populations that are negative, not finite or beyond any real footprint."""
+    pop = np.asarray(population, dtype=float)
+    per_area = pop.ndim > 0
+    if pop.size == 0:
+        return
+    bad = ~np.isfinite(pop) | (pop < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad.ravel())[0]) + 1 if per_area else None
+        raise InputError(
+            Problem(what, row, field, f"must be a finite number >= 0, got {pop[bad].flat[0]}")
+        )
+    total = float(pop.sum())
+    if total > MAX_FOOTPRINT_POPULATION:
+        raise InputError(
+            Problem(
+                what,
+                None,
+                field,
+                f"the footprint's population of {total:,.0f} is more than the "
+                f"{MAX_FOOTPRINT_POPULATION:,} allowed (England has about 57 million people)",
+            )
+        )
 
 
 def age_weight_scale(params: DemandParams) -> float:
@@ -47,14 +79,20 @@ def deprivation_multiplier(decile: np.ndarray | pd.Series, ratio: float) -> np.n
 def weighted_population(areas: pd.DataFrame, params: DemandParams) -> np.ndarray:
     """Age-weighted population of each area (falls back to total population if bands are missing)."""
     bands = ("pop_0_15", "pop_16_59", "pop_60_plus")
+    if "pop_total" in areas.columns:
+        check_population(areas["pop_total"].to_numpy(float))
     if all(b in areas.columns for b in bands) and areas[list(bands)].notna().all().all():
+        for b in bands:
+            check_population(areas[b].to_numpy(float), field=b)
         raw = (
             params.relative_rate_0_15 * areas["pop_0_15"].to_numpy(float)
             + areas["pop_16_59"].to_numpy(float)
             + params.relative_rate_60_plus * areas["pop_60_plus"].to_numpy(float)
         )
         return raw * age_weight_scale(params)
-    return areas["pop_total"].to_numpy(float)
+    pop = areas["pop_total"].to_numpy(float)
+    check_population(pop)
+    return pop
 
 
 def episodes_per_year(areas: pd.DataFrame, params: DemandParams) -> np.ndarray:
@@ -70,6 +108,7 @@ def episodes_per_year(areas: pd.DataFrame, params: DemandParams) -> np.ndarray:
 
 def calls_per_year(population: float, params: DemandParams) -> float:
     """Crisis-line calls per year for a footprint."""
+    check_population(population)
     return params.calls_per_100k_per_year / 1e5 * population * params.growth_factor
 
 
@@ -101,4 +140,5 @@ def calls_per_hour(population: float, params: DemandParams) -> np.ndarray:
 
 def s136_per_year(population: float, demand: DemandParams, queues: QueueParams) -> float:
     """Section 136 detentions per year needing a place of safety."""
+    check_population(population)
     return queues.s136_per_100k_per_year / 1e5 * population * demand.growth_factor

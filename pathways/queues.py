@@ -6,6 +6,13 @@ a scalar, an ``ndarray`` otherwise. Invalid input (negative, NaN or infinite
 where a finite number is needed) raises :class:`pathways.errors.InputError`,
 a ``ValueError``.
 
+Every public function also takes a keyword ``service``: the service in the
+user's words (e.g. ``"crisis-line staff"``), used in error messages. Without it
+a message speaks of the kind of service the function models. Inputs the model
+cannot compute in bounded time and memory are refused (see ``MAX_SERVERS``,
+``MAX_LOAD``, ``MAX_ELEMENTS``, ``MAX_SERVER_STEPS``, ``MAX_PATIENCE_X`` and
+docs/input-limits.md).
+
 The formulas, their assumptions, references and the numerical methods are
 described in ``docs/queues.md``. In short:
 
@@ -18,6 +25,7 @@ described in ``docs/queues.md``. In short:
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import math
@@ -85,8 +93,66 @@ _SERIES_CHUNK = 256
 _SERIES_MAX_TERMS = 20_000_000
 _SERIES_RTOL = 1e-17
 
-# Integer searches give up beyond this many servers.
-_MAX_SERVERS = 10_000_000
+# Limits on what the model computes, so that no input asks for unbounded time or memory
+# (docs/input-limits.md). Erlang B's recursion takes one step per server.
+MAX_SERVERS = 100_000
+"""Most servers (beds, places, teams, handlers) in one queue: England has about 18,000
+adult acute beds in all."""
+MAX_LOAD = 1e15
+"""Largest offered load, in erlangs."""
+MAX_ELEMENTS = 10_000_000
+"""Most queues evaluated in one call (after broadcasting)."""
+MAX_SERVER_STEPS = 200_000_000
+"""Most recursion steps (servers summed over the queues) in one call."""
+MAX_PATIENCE_X = 1e8
+"""Erlang A: most handlers x mean patience / handling time (the series length grows
+with its square root)."""
+_MAX_SERVERS = MAX_SERVERS  # integer searches give up beyond this many servers
+
+# What each function models, for messages when the caller does not name the service.
+_LOSS = "beds or places"
+_DELAY = "mobile crisis teams"
+_CALLS = "crisis-line staff"
+_DEFAULT_SERVICE: dict[str, str] = {
+    "erlang_b": _LOSS,
+    "erlang_b_peaked": _LOSS,
+    "erlang_b_dload": _LOSS,
+    "lost_traffic": _LOSS,
+    "lost_traffic_dload": _LOSS,
+    "loss_system": _LOSS,
+    "servers_for_blocking": _LOSS,
+    "erlang_c": _DELAY,
+    "erlang_c_dload": _DELAY,
+    "waiting_load": _DELAY,
+    "waiting_load_dload": _DELAY,
+    "mmc_metrics": _DELAY,
+}
+_SERVICE: contextvars.ContextVar[str] = contextvars.ContextVar("service", default="queue")
+
+# Argument names in plain words.
+_WORDS: dict[str, str] = {
+    "load": "offered load (erlangs)",
+    "servers": "number of servers",
+    "peakedness": "peakedness (variance/mean)",
+    "arrival_rate": "arrival rate",
+    "service_rate": "service rate",
+    "arrivals_per_hour": "calls per hour",
+    "aht_seconds": "average handling time (seconds)",
+    "answer_within_seconds": "answer time (seconds)",
+    "mean_patience_seconds": "mean patience (seconds)",
+    "arrivals_per_day": "arrivals per day",
+    "mean_los_days": "mean length of stay (days)",
+    "target_blocking": "target blocking share",
+    "target_service_level": "target service level",
+}
+
+
+def _words(name: str) -> str:
+    return _WORDS.get(name, name.replace("_", " "))
+
+
+def _problem(message: str) -> InputError:
+    return InputError(Problem(_SERVICE.get(), None, None, message))
 
 
 _P = ParamSpec("_P")
@@ -102,17 +168,33 @@ def _underflow_to_zero(func: Callable[_P, _R]) -> Callable[_P, _R]:
     ``np.errstate(all="raise")`` should not see an exception for it. Overflow,
     division by zero and invalid operations are avoided by construction."""
 
+    default = _DEFAULT_SERVICE.get(func.__name__, _CALLS)
+
     @functools.wraps(func)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with np.errstate(under="ignore"):
-            return func(*args, **kwargs)
+        outer = _SERVICE.get()  # a public function calling another keeps its caller's words
+        service = kwargs.pop("service", None) or (outer if outer != "queue" else default)
+        token = _SERVICE.set(str(service))
+        try:
+            with np.errstate(under="ignore"):
+                return func(*args, **kwargs)
+        finally:
+            _SERVICE.reset(token)
 
     return wrapper
 
 
 def _check(value: ArrayLike, name: str, func: str, *, positive: bool = False) -> NDArray:
-    """Return ``value`` as a float array, or raise naming the argument."""
-    arr = np.asarray(value, dtype=float)
+    """Return ``value`` as a float array, or raise naming the argument in plain words."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError, OverflowError):
+        raise _problem(f"{_words(name)} must be numbers, got {str(value)[:60]!r}") from None
+    if arr.size > MAX_ELEMENTS:
+        raise _problem(
+            f"{arr.size:,} values of {_words(name)} are more than the {MAX_ELEMENTS:,} "
+            "the model can compute at once"
+        )
     bad = ~np.isfinite(arr) | (arr <= 0 if positive else arr < 0)
     if bad.any():
         first = arr[bad].flat[0]
@@ -120,10 +202,16 @@ def _check(value: ArrayLike, name: str, func: str, *, positive: bool = False) ->
             "" if arr.ndim == 0 else f" (first bad value at index {np.argwhere(bad)[0].tolist()})"
         )
         expected = "a finite number > 0" if positive else "a finite number >= 0"
-        raise InputError(
-            Problem(
-                f"pathways.queues.{func}", None, name, f"expected {expected}, got {first}{where}"
-            )
+        raise _problem(f"{_words(name)} must be {expected}, got {first}{where}")
+    if name == "servers" and arr.size and arr.max() > MAX_SERVERS:
+        raise _problem(
+            f"{arr.max():,.0f} is more than the {MAX_SERVERS:,} the model can compute"
+        )
+    if name in ("load", "arrival_rate", "arrivals_per_hour", "arrivals_per_day") and (
+        arr.size and arr.max() > MAX_LOAD
+    ):
+        raise _problem(
+            f"{_words(name)} of {arr.max():g} is more than the {MAX_LOAD:g} the model can compute"
         )
     return arr
 
@@ -137,25 +225,30 @@ def _prepare(func: str, **named: ArrayLike) -> tuple[list[NDArray], bool]:
     arrays = [_check(v, k, func) for k, v in named.items()]
     scalar = all(a.ndim == 0 for a in arrays)
     try:
-        shaped = np.broadcast_arrays(*arrays)
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError as exc:
-        shapes = ", ".join(f"{k}{np.shape(a)}" for k, a in zip(named, arrays, strict=True))
-        raise InputError(
-            Problem(f"pathways.queues.{func}", None, None, f"shapes do not broadcast: {shapes}")
-        ) from exc
+        shapes = ", ".join(
+            f"{_words(k)} {np.shape(a)}" for k, a in zip(named, arrays, strict=True)
+        )
+        raise _problem(f"the inputs' shapes do not fit together: {shapes}") from exc
+    _check_size(shape)
+    shaped = np.broadcast_arrays(*arrays)
     return [np.array(a, dtype=float) for a in shaped], scalar
+
+
+def _check_size(shape: tuple[int, ...]) -> None:
+    size = math.prod(shape)
+    if size > MAX_ELEMENTS:
+        raise _problem(
+            f"{size:,} queues are more than the {MAX_ELEMENTS:,} the model can compute at once"
+        )
 
 
 def _check_peakedness(peakedness: ArrayLike, func: str) -> NDArray:
     z = _check(peakedness, "peakedness", func, positive=True)
     if (z < 1).any():
-        raise InputError(
-            Problem(
-                f"pathways.queues.{func}",
-                None,
-                "peakedness",
-                f"expected variance/mean >= 1 (1 = Poisson arrivals), got {z[z < 1].flat[0]}",
-            )
+        raise _problem(
+            f"peakedness must be a variance/mean >= 1 (1 = Poisson arrivals), got {z[z < 1].flat[0]}"
         )
     return z
 
@@ -203,6 +296,14 @@ def _erlang_b_flat(load: NDArray, servers: NDArray) -> NDArray:
     n_max = int(whole.max()) if whole.size else 0
     if n_max == 0:
         return b
+    if n_max > MAX_SERVERS:
+        raise _problem(f"{n_max:,} is more than the {MAX_SERVERS:,} the model can compute")
+    steps = float(whole.sum())
+    if steps > MAX_SERVER_STEPS:
+        raise _problem(
+            f"{whole.size:,} queues with {steps:,.0f} servers in all are more than the model "
+            f"can compute at once (at most {MAX_SERVER_STEPS:,} servers summed over the queues)"
+        )
     if b.size == 1:
         e, f, x = float(load[0]), float(frac[0]), float(b[0])
         for k in range(1, int(whole[0]) + 1):
@@ -668,6 +769,14 @@ def _erlang_a(
     # (iv) the general case
     gen = finite & (patience > 0) & (n > 0)
     if gen.any():
+        x_max = float((n[gen] * patience[gen] / aht[gen]).max())
+        if x_max > MAX_PATIENCE_X:
+            raise _problem(
+                "callers' mean patience is too long against the handling time for the model to "
+                f"compute (handlers x patience / handling time is {x_max:,.0f}; at most "
+                f"{MAX_PATIENCE_X:,.0f}); a patience that long is no different from unlimited "
+                "(use inf)"
+            )
         theta = 1.0 / patience[gen]
         ng, ag, tg = n[gen], aht[gen], t[gen]
         bg = b_all[gen]
@@ -749,11 +858,8 @@ def erlang_a_metrics(
     try:
         shape = np.broadcast_shapes(lam.shape, patience.shape)
     except ValueError as exc:
-        raise InputError(
-            Problem(
-                f"pathways.queues.{func}", None, "mean_patience_seconds", "shape does not broadcast"
-            )
-        ) from exc
+        raise _problem("the mean patience's shape does not fit the other inputs") from exc
+    _check_size(shape)
     scalar = scalar and patience.ndim == 0
     flat = [np.broadcast_to(a, shape).ravel() for a in (lam, c, aht, patience, t)]
     with np.errstate(under="ignore"):
@@ -836,14 +942,17 @@ def _smallest_servers(ok: Callable[[NDArray, NDArray], NDArray], start: NDArray)
     n = start.size
     idx = np.arange(n)
     hi = np.maximum(np.ceil(start), 1.0)
+    if hi.size and hi.max() > _MAX_SERVERS:
+        raise _problem(
+            f"meeting the target needs more than {_MAX_SERVERS:,}, the most the model can compute"
+        )
     bad = ~ok(idx, hi)
     while bad.any():
         hi[bad] *= 2.0
         if hi.max() > _MAX_SERVERS:
-            raise InputError(
-                Problem(
-                    "pathways.queues", None, None, f"target needs more than {_MAX_SERVERS} servers"
-                )
+            raise _problem(
+                f"meeting the target needs more than {_MAX_SERVERS:,}, the most the model "
+                "can compute"
             )
         sub = np.flatnonzero(bad)
         bad[sub] = ~ok(sub, hi[sub])
@@ -872,9 +981,7 @@ def servers_for_blocking(
     (e, target), scalar = _prepare(func, load=load, target_blocking=target_blocking)
     _check(target, "target_blocking", func, positive=True)
     if (target > 1).any():
-        raise InputError(
-            Problem(f"pathways.queues.{func}", None, "target_blocking", "expected <= 1")
-        )
+        raise _problem(f"target blocking share must be at most 1, got {target.max():g}")
     z = _check_peakedness(peakedness, func)
     scalar = scalar and z.ndim == 0
     shape = np.broadcast_shapes(e.shape, z.shape)
@@ -916,9 +1023,7 @@ def servers_for_service_level(
     )
     _check(target, "target_service_level", func, positive=True)
     if (target >= 1).any():
-        raise InputError(
-            Problem(f"pathways.queues.{func}", None, "target_service_level", "expected < 1")
-        )
+        raise _problem(f"target service level must be below 1, got {target.max():g}")
     arrays = [lam, aht, t, target]
     if mean_patience_seconds is not None:
         pat = np.asarray(mean_patience_seconds, dtype=float)
