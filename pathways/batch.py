@@ -23,11 +23,17 @@ so results do not depend on the executor or on the order cases finish in.
 cluster, records each case in a :class:`~pathways.store.RunStore` as it finishes
 (so a re-run resumes), and writes ``results.parquet``, ``summary.md`` and
 ``summary.html`` (plus plans, site selection and a robust plan for optimise runs).
-See docs/batch.md.
+
+Crashes lose nothing: each case is recorded in one transaction as it finishes, every
+output file is written atomically (:mod:`pathways.atomic`), and pool workers stop when
+the batch process dies, even by SIGKILL. Re-running the same command resumes the batch;
+cases that found no plan within the time limit run again, failed cases only when asked
+(``retry_failed``; see :func:`run_batch`). See docs/batch.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -40,6 +46,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -54,6 +61,7 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from pathways.atomic import write_csv_atomic, write_parquet_atomic, write_text_atomic
 from pathways.errors import InfeasibleError, InputError, NoPlanInTimeError, Problem
 from pathways.plan import Plan, load_plan
 from pathways.scenario import (
@@ -1014,22 +1022,97 @@ def run_regret(task: RegretTask) -> tuple[str, list[tuple[str, float, dict[str, 
     return task.candidate, rows
 
 
-def _worker_init() -> None:
-    # Ctrl-C goes to the whole process group: only the parent should act on it.
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option (Linux): the signal a process gets when its parent dies."""
+PARENT_CHECK_S = 1.0
+"""How often a worker checks that the batch process that started it is still running."""
+
+
+def _exit_if_orphaned(parent_pid: int) -> None:
+    # A worker whose parent has gone is re-parented (to init or a sub-reaper): its
+    # results could never be recorded, so it stops at once instead of running on.
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        _exit_if_orphaned(parent_pid)
+        time.sleep(PARENT_CHECK_S)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker process stop when ``parent_pid`` (the batch process) dies.
+
+    On Linux the kernel sends SIGKILL the moment the parent dies (``prctl
+    PR_SET_PDEATHSIG``); everywhere a daemon thread also checks the parent once a
+    second, so a parent killed with SIGKILL leaves no worker running on. (The kernel
+    watches the thread that started the worker; :func:`run_batch` starts and closes its
+    pool in the thread that calls it, so the pool is closed before that thread ends.)
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+                log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        except (OSError, AttributeError):  # no libc prctl: the thread below still watches
+            log.debug("prctl is not available", exc_info=True)
+    _exit_if_orphaned(parent_pid)  # the parent may have died before prctl took effect
+    threading.Thread(
+        target=_watch_parent, args=(parent_pid,), name="watch-batch-parent", daemon=True
+    ).start()
+
+
+def _worker_init(parent_pid: int | None = None) -> None:
+    # Ctrl-C goes to the whole process group: only the parent should act on it. Workers
+    # start with SIGINT blocked (see _sigint_blocked), so one pressed while they start up
+    # does not kill them either.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread while it may start pool workers.
+
+    A new process inherits the signal mask, so a worker cannot be stopped by a Ctrl-C
+    that reaches it before its initializer has set SIGINT aside (it would die, and
+    break the pool). This process still sees the Ctrl-C: the signal goes to one of its
+    other threads, or arrives here when the mask is restored.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 # --------------------------------------------------------------------------- executors
 
 
 class _Executor:
-    """A local process pool or a Dask client behind one small interface."""
+    """A local process pool or a Dask client behind one small interface.
+
+    Local pool workers die with the process that started them (see
+    :func:`_die_with_parent`); so do the workers of a ``local:N`` Dask cluster (Dask
+    stops a worker process whose parent has gone). Workers of a remote Dask cluster
+    belong to that cluster and keep running.
+    """
 
     def __init__(self, executor: str, workers: int | None):
         self.kind = "local"
         self.client = None
         self.cluster = None
         self.pool: ProcessPoolExecutor | None = None
+        self._other_children: set[int] = set()
         self.workers = workers or os.cpu_count() or 1
         self.executor = executor
         if executor == "local":
@@ -1061,17 +1144,27 @@ class _Executor:
             import multiprocessing
 
             n = max(1, min(self.workers, n_tasks))
+            # Child processes that are not this pool's workers (see close).
+            self._other_children = {p.pid for p in multiprocessing.active_children()}
             self.pool = ProcessPoolExecutor(
                 max_workers=n,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init,
+                initargs=(os.getpid(),),
             )
+
+    def _pool_processes(self) -> list[Any]:
+        """The pool's worker processes: this process's children started since the pool."""
+        import multiprocessing
+
+        return [p for p in multiprocessing.active_children() if p.pid not in self._other_children]
 
     def submit(self, fn: Callable[..., Any], arg: Any) -> Any:
         if self.kind == "dask":
             return self.client.submit(fn, arg, pure=False)
         self.start_local(self.workers)
-        return self.pool.submit(fn, arg)
+        with _sigint_blocked():  # submitting may start a worker process
+            return self.pool.submit(fn, arg)
 
     def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
         futures = list(futures)
@@ -1095,7 +1188,7 @@ class _Executor:
 
     def close(self, kill: bool = False) -> None:
         if self.pool is not None:
-            procs = list(getattr(self.pool, "_processes", {}).values()) if kill else []
+            procs = self._pool_processes() if kill else []
             self.pool.shutdown(wait=not kill, cancel_futures=True)
             for p in procs:  # running cases are not recorded; a re-run does them again
                 if p.is_alive():
@@ -1242,6 +1335,20 @@ def run_batch(
     retry_failed
         Also re-run cases recorded as failed by an earlier run (default: skip them).
 
+    Resuming: cases recorded by an earlier run of the same batch are skipped, except
+
+    - cases that found no plan within the time limit (``no_plan_in_time``): always run
+      again, since on a quieter machine (or after a change of time limit, which makes
+      a new batch) the search may get further; a case that stopped on the clock *with* a
+      plan (solver status ``TIME_LIMIT``) is an answer and is kept;
+    - cases that failed (``failed``): run again only with ``retry_failed`` (they would
+      usually fail the same way), e.g. after fixing a data problem;
+    - optimise and frontier cases whose plan cannot be read back from the run store.
+
+    Every output file is written atomically (:mod:`pathways.atomic`), so a run killed
+    part way leaves each file whole, old or new. Plan files are checked against the run
+    store on every run: one that is missing, cut short or changed is written again.
+
     Raises
     ------
     BatchInterrupted
@@ -1260,17 +1367,15 @@ def run_batch(
     store = RunStore(store_url or f"sqlite:///{(out / STORE_FILE).resolve()}")
     try:
         batch_id = store.start_batch(spec_text, name=spec.name, spec_hash=expanded.spec_hash)
-        statuses = None if not retry_failed else [STATUS_OK, STATUS_INFEASIBLE]
-        recorded = store.finished_cases(batch_id, statuses)
+        recorded = store.finished_cases(batch_id, kept_statuses(retry_failed))
+        recorded &= {c.case_id for c in cases}
+        recorded -= _cases_without_their_plan(spec, store, batch_id, recorded)
         pending = [c for c in cases if c.case_id not in recorded]
         skipped = len(cases) - len(pending)
         log.info("batch %s: %d cases, %d already recorded", spec.name, len(cases), skipped)
         runner = _Runner(spec, expanded, store, batch_id, out, progress)
         runner.skipped = skipped
-        runner.failed_before = len(
-            store.finished_cases(batch_id, [STATUS_FAILED, STATUS_NO_PLAN_IN_TIME])
-            & {c.case_id for c in cases}
-        ) if not retry_failed else 0  # fmt: skip
+        runner.failed_before = len(store.finished_cases(batch_id, [STATUS_FAILED]) & recorded)
         ex = None
         try:
             if pending:
@@ -1290,6 +1395,37 @@ def run_batch(
         return result
     finally:
         store.close()
+
+
+def kept_statuses(retry_failed: bool = False) -> list[str]:
+    """Statuses of recorded cases that a resumed batch keeps (the others run again).
+
+    ``no_plan_in_time`` is never kept; ``failed`` is kept unless ``retry_failed``.
+    """
+    kept = [STATUS_OK, STATUS_INFEASIBLE]
+    return kept if retry_failed else [*kept, STATUS_FAILED]
+
+
+def _cases_without_their_plan(
+    spec: BatchSpec, store: RunStore, batch_id: int, recorded: Iterable[str]
+) -> set[str]:
+    """Optimise and frontier cases recorded as solved whose plan cannot be read back."""
+    if spec.run == "evaluate":
+        return set()
+    solved = store.finished_cases(batch_id, [STATUS_OK]) & set(recorded)
+    plans = store.run_plans(batch_id)
+    missing = set()
+    for case_id in solved:
+        try:
+            Plan.model_validate(plans[case_id])
+        except (KeyError, ValidationError, TypeError, ValueError):
+            missing.add(case_id)
+    if missing:
+        log.warning(
+            "%d solved case(s) have no readable plan in the run store; they run again",
+            len(missing),
+        )
+    return missing
 
 
 class _Runner:
@@ -1463,12 +1599,42 @@ def _failure(case: Case, err: BaseException) -> dict[str, Any]:
     }
 
 
+def _plan_yaml(plan: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(plan), sort_keys=False, width=100)
+
+
 def _write_plan(out: Path, case_id: str, plan: Mapping[str, Any]) -> Path:
     folder = out / PLANS_DIR
     folder.mkdir(exist_ok=True)
     path = folder / f"{case_id}.yaml"
-    path.write_text(yaml.safe_dump(dict(plan), sort_keys=False, width=100), encoding="utf-8")
+    write_text_atomic(path, _plan_yaml(plan))
     return path
+
+
+def _plan_file_is_current(path: Path, plan: Mapping[str, Any]) -> bool:
+    """Whether ``path`` holds exactly the recorded plan (not missing, cut short or changed)."""
+    try:
+        return path.read_text(encoding="utf-8") == _plan_yaml(plan)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _refresh_plan_files(out: Path, store: RunStore, batch_id: int, case_ids: set[str]) -> None:
+    """Write each recorded plan whose file is missing, unreadable or not the recorded plan."""
+    rewritten = []
+    for case_id, plan in store.run_plans(batch_id).items():
+        if case_id not in case_ids:
+            continue
+        path = out / PLANS_DIR / f"{case_id}.yaml"
+        if not _plan_file_is_current(path, plan):
+            if path.exists():
+                rewritten.append(path.name)
+            _write_plan(out, case_id, plan)
+    if rewritten:
+        log.warning(
+            "%d plan file(s) were incomplete or changed and were written again from the run "
+            "store: %s", len(rewritten), ", ".join(sorted(rewritten)[:10]),
+        )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- outputs
@@ -1514,24 +1680,19 @@ def _finish(
     files: dict[str, Path] = {}
     results = results_frame(store, batch_id, expanded.cases)
     path = out / RESULTS_FILE
-    results.to_parquet(path, index=False)
+    write_parquet_atomic(results, path)
     files["results"] = path
     answered = (STATUS_OK, STATUS_INFEASIBLE)
     failed = int((~results[STATUS].isin(answered)).sum()) if not results.empty else 0
     if not partial:
         if spec.run != "evaluate":
-            for case_id, plan in store.run_plans(batch_id).items():
-                if (
-                    case_id in set(results[CASE_ID])
-                    and not (out / PLANS_DIR / f"{case_id}.yaml").exists()
-                ):
-                    _write_plan(out, case_id, plan)
+            _refresh_plan_files(out, store, batch_id, set(results[CASE_ID]))
             files["plans"] = out / PLANS_DIR
         extra_md: list[str] = []
         if spec.run == "frontier":
             frontier = frontier_table(results)
             files["frontier"] = out / "frontier.csv"
-            frontier.to_csv(files["frontier"], index=False)
+            write_csv_atomic(frontier, files["frontier"])
         if spec.run == "optimise" and spec.monte_carlo is not None:
             owned = ex is None  # every case was recorded earlier: start a pool for this step
             ex_robust = _Executor("local", None) if owned else ex
@@ -1547,8 +1708,8 @@ def _finish(
         md, html = summary_documents(spec, results, store.provenance(), extra_md)
         files["summary_md"] = out / "summary.md"
         files["summary_html"] = out / "summary.html"
-        files["summary_md"].write_text(md, encoding="utf-8")
-        files["summary_html"].write_text(html, encoding="utf-8")
+        write_text_atomic(files["summary_md"], md)
+        write_text_atomic(files["summary_html"], html)
     return BatchResult(
         out_dir=out,
         batch_id=batch_id,
@@ -1713,7 +1874,7 @@ def robust_outputs(
         plan_dict["name"] = f"robust (min max regret) {group}"
         suffix = "" if single else f"-{g_i + 1:02d}"
         path = out / f"robust_plan{suffix}.yaml"
-        path.write_text(yaml.safe_dump(plan_dict, sort_keys=False, width=100), encoding="utf-8")
+        write_text_atomic(path, _plan_yaml(plan_dict))
         files[f"robust_plan{suffix}"] = path
         row_of = {k: i for i, k in enumerate(keys)}
         for s_i, (case_id, objective, kpis) in enumerate(evals[chosen_key]):
@@ -1741,9 +1902,9 @@ def robust_outputs(
     md.append("")
     sel = pd.DataFrame(selection_rows)
     files["site_selection"] = out / "site_selection.csv"
-    sel.to_csv(files["site_selection"], index=False)
+    write_csv_atomic(sel, files["site_selection"])
     files["robust_scorecard"] = out / "robust_scorecard.csv"
-    pd.DataFrame(score_rows).to_csv(files["robust_scorecard"], index=False)
+    write_csv_atomic(pd.DataFrame(score_rows), files["robust_scorecard"])
     return files
 
 
@@ -1906,7 +2067,13 @@ def _summary_html(
 
 
 def batch_cli(args: Any) -> int:
-    """``pathways batch SPEC --out DIR [--dask ADDRESS|local:N] [--workers N] [--store URL]``.
+    """``pathways batch SPEC --out DIR [--dask ADDRESS|local:N] [--workers N] [--store URL]
+    [--retry-failed]``.
+
+    Running the same command again resumes the batch: recorded cases are skipped, except
+    those that found no plan within the time limit (always run again) and, when
+    ``args.retry_failed`` is set (the ``--retry-failed`` option), those that failed (see
+    :func:`run_batch`).
 
     Exit status: 0 when every case has an answer (a plan, or proven infeasible with the
     reason), 1 when some failed or found no plan in time, 130 on Ctrl-C.
@@ -1915,14 +2082,16 @@ def batch_cli(args: Any) -> int:
     executor = getattr(args, "dask", None) or "local"
     workers = getattr(args, "workers", 0) or None
     store_url = getattr(args, "store", None)
+    retry_failed = bool(getattr(args, "retry_failed", False))
     cases = len(expand_cases(spec))
     where = "the local process pool" if executor == "local" else f"Dask ({executor})"
     print(f"batch '{spec.name}': {cases} {spec.run} cases on {where}", file=sys.stderr)
     try:
         with ConsoleProgress(spec.name) as bar:
             result = run_batch(
-                Path(args.spec), args.out, executor, workers, store_url, progress=bar
-            )
+                Path(args.spec), args.out, executor, workers, store_url, progress=bar,
+                retry_failed=retry_failed,
+            )  # fmt: skip
     except BatchInterrupted as stop:
         r = stop.result
         argv = ["pathways", *sys.argv[1:]] if sys.argv else []
