@@ -501,9 +501,32 @@ def _path_problem(reference: Mapping[str, Any], dotted: str) -> str | None:
     return None
 
 
+_YAML_1_2_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _yaml_number(value: Any) -> Any:
+    """A number PyYAML read as text (``9.0e7``: YAML 1.1 wants a sign in the exponent),
+    as the number YAML 1.2 and the commissioner mean; any other value unchanged."""
+    if isinstance(value, str) and _YAML_1_2_FLOAT.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
+def _with_value(base: Scenario, dotted: str, value: Any) -> Scenario:
+    """``base`` with one changed value; text that reads as a number is tried as one when
+    the field does not take it as text."""
+    try:
+        return with_changes(base, {dotted: value})
+    except InputError:
+        number = _yaml_number(value)
+        if number is value:
+            raise
+        return with_changes(base, {dotted: number})
+
+
 def _value_problem(base: Scenario, dotted: str, value: Any) -> str | None:
     try:
-        with_changes(base, {dotted: value})
+        _with_value(base, dotted, value)
     except InputError as err:
         msgs = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in err.problems)
         return f"value {value!r} is not valid here ({msgs})"
@@ -559,7 +582,7 @@ def _schema_scenario() -> Scenario:
 
 def _normalised(base: Scenario, dotted: str, value: Any) -> Any:
     """The value as the scenario stores it (YAML reads ``9.0e7`` as text; this gives 9e7)."""
-    node: Any = with_changes(base, {dotted: value}).model_dump(mode="json")
+    node: Any = _with_value(base, dotted, value).model_dump(mode="json")
     for part in dotted.split("."):
         node = node[part]
     return node
