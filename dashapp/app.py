@@ -38,6 +38,7 @@ from dash import (
 
 from dashapp.auth import install_auth, is_loopback, login_needed
 from dashapp.components import job_state, message, message_data
+from dashapp.payloads import install_payload_guard
 from dashapp.security import QuietRequestHandler, check_debug_host, install_security
 from dashapp.slots import max_jobs
 from dashapp.state import (
@@ -316,6 +317,7 @@ def create_app(
     )
     app.server.config[CONFIG_KEY] = config
     install_security(app.server)
+    install_payload_guard(app.server)
     install_auth(app.server, login)
     app.layout = shell
     _register_shell_callbacks(app)

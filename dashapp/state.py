@@ -243,8 +243,8 @@ class Bound:
             if self.blank is not None:
                 return None
             raise FieldError(f"{self.label}: enter a number ({self.describe()}, {self.unit}).")
-        if isinstance(raw, bool):
-            raise FieldError(f"{self.label}: '{raw}' is not a number.")
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            raise FieldError(f"{self.label}: '{str(raw)[:40]}' is not a number.")
         if isinstance(raw, str):
             text = raw.strip()
             cleaned = re.sub(r"[£,%\s]", "", text)
@@ -1403,7 +1403,7 @@ def saved_scenario_files(config: AppConfig | None = None) -> set[Path]:
     found: set[Path] = set()
     with contextlib.closing(open_store(config)) as store:
         for row in store.list_scenarios():
-            fp = store.load_scenario(row["name"]).footprint
+            fp = store.load_scenario(row["name"], team=row["team"]).footprint
             for name in (fp.areas_file, fp.travel_matrix_file):
                 if name:
                     with contextlib.suppress(OSError, ValueError):

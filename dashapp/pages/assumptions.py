@@ -9,6 +9,7 @@ from typing import Any
 
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update, stringify_id
+from dash.exceptions import PreventUpdate
 
 from dashapp.components import error_message, message, page_header, user_trigger
 from dashapp.state import (
@@ -250,9 +251,12 @@ def apply_edits(
     prevent_initial_call=True,
 )
 def on_edit(numbers, _blurs, _nhs, _cn, _reset, texts, scenario_data):
-    err_ids = [o["id"]["path"] for o in ctx.outputs_list[2]]
-    num_ids = [i["id"]["path"] for i in ctx.inputs_list[0]]
-    json_ids = [s["id"]["path"] for s in ctx.states_list[0]]
+    try:
+        err_ids = [str(o["id"]["path"]) for o in ctx.outputs_list[2]]
+        num_ids = [str(i["id"]["path"]) for i in ctx.inputs_list[0]]
+        json_ids = [str(s["id"]["path"]) for s in ctx.states_list[0]]
+    except (KeyError, TypeError, IndexError):  # not what this page's fields send
+        raise PreventUpdate from None
     trigger = user_trigger()
     try:
         return edit(trigger, dict(zip(num_ids, numbers, strict=True)),

@@ -232,7 +232,7 @@ def save(
     scorecard is saved with the settings the plan was made under and the limits it breaks.
     """
     who = _who(identity)
-    name = (name or "").strip()
+    name = name.strip() if isinstance(name, str) else ""
     if not name:
         return message("Type a name first.", "warning"), False
     if not replace and saved_entry(name, config, who) is not None:
@@ -292,7 +292,7 @@ def save_flow(trigger: Any, name: str | None, pending: Any, scenario_data: dict 
                            shared=shared, identity=who,
                            expect_version=version if isinstance(version, int) else None)  # fmt: skip
         return note, saved, hidden, "", None
-    name = (name or "").strip()
+    name = name.strip() if isinstance(name, str) else ""
     entry = saved_entry(name, config, who) if name else None
     if entry is not None:
         when = _when(entry.get("created_at"))

@@ -252,7 +252,8 @@ def on_export(*args):
     if kind not in FILES:
         return no_update, no_update
     try:
-        payload = make_file(kind, scenario_data, result, bool(suppress) and "on" in suppress)
+        hide_small = not isinstance(suppress, list) or "on" in suppress  # damaged: suppress
+        payload = make_file(kind, scenario_data, result, hide_small)
     except Exception as err:  # noqa: BLE001
         log.exception("export failed")
         return no_update, error_message(err)

@@ -171,7 +171,7 @@ def render(scenario_data: dict | None, metric: str | None, tile_url: str | None)
     scenario = scenario_from_store(scenario_data)
     table = area_table(scenario)
     geometry = footprint_geometry(scenario)
-    metric = metric if metric in METRICS else "population"
+    metric = metric if isinstance(metric, str) and metric in METRICS else "population"
     m = METRICS[metric]
     hover = [
         f"<b>{r['name']}</b> ({code})<br>population {r.population:,.0f}<br>IMD decile {r.imd_decile}"

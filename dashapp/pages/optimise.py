@@ -292,8 +292,9 @@ def settings_changes(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
     """(typed values by scenario path, choices by scenario path) from the controls."""
     raw = {path: values.get(key) for key, path in NUMBER_FIELDS.items()}
     equity = values.get("equity-on")
-    flags = {MODE_PATH: values.get("mode") or "min_weighted",
-             EQUITY_PATH: bool(equity) and "on" in equity}  # fmt: skip
+    mode = values.get("mode")
+    flags = {MODE_PATH: mode if isinstance(mode, str) and mode else "min_weighted",
+             EQUITY_PATH: isinstance(equity, list) and "on" in equity}  # fmt: skip
     return raw, flags
 
 

@@ -494,7 +494,7 @@ def map_values(
 def plan_map(scenario: Scenario, card, plan, metric: str, tile_url: str | None):
     by_area = card.by_area
     geometry = footprint_geometry(scenario)
-    metric = metric if metric in MAP_METRICS else "mobile_response_mins"
+    metric = metric if isinstance(metric, str) and metric in MAP_METRICS else "mobile_response_mins"
     values, unit, scale = map_values(scenario, by_area, metric)
     q = scenario.queues
     rows = by_area.reindex(list(geometry.ids))
@@ -544,6 +544,8 @@ def build(scenario_data: dict | None, result: dict | None, metric: str | None, e
           tile_url: str | None) -> tuple:  # fmt: skip
     """Everything on the page: (status, map, change chart, scorecard rows, cols, styles,
     equity chart, quintile rows, cols, change rows, change cols, change note)."""
+    if not isinstance(equity_kpi, str) or equity_kpi not in dict(EQUITY_KPIS):
+        equity_kpi = None  # a control the browser sent in a shape it never has
     scenario = scenario_from_store(scenario_data)
     cards, shown, plan = session_cards(scenario, result)
     if plan is not None:
