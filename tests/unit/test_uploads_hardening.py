@@ -229,7 +229,8 @@ def test_stale_raw_uploads_are_cleaned_but_saved_work_is_kept(config):
 
     up = config.upload_dir
     stale, saved, fresh = up / "0123456789abcdef", up / "fedcba9876543210", up / "00000000aaaaaaaa"
-    for folder in (stale, saved, fresh):
+    other_team = up / "1111111122222222"
+    for folder in (stale, saved, fresh, other_team):
         folder.mkdir(parents=True)
         (folder / "areas.geojson").write_text("{}")
     leftover = up / state.INCOMING / "tmpleft"
@@ -238,7 +239,7 @@ def test_stale_raw_uploads_are_cleaned_but_saved_work_is_kept(config):
     areas = up / "areas"
     areas.mkdir()
     (areas / "old-0123456789abcdef.gpkg").write_text("validated copy")
-    for folder in (stale, saved, leftover, areas):
+    for folder in (stale, saved, leftover, areas, other_team):
         _age(folder, 3 * state.RAW_UPLOAD_RETENTION_S)
     # a saved scenario names a file in one old folder
     scenario = state.with_sections(
@@ -246,11 +247,18 @@ def test_stale_raw_uploads_are_cleaned_but_saved_work_is_kept(config):
     )
     with RunStore(config.store_url) as store:
         store.save_scenario("kept", scenario)
+        # another team's saved scenario is read as that team's and its file kept too
+        theirs = state.with_sections(
+            state.demo_scenario(),
+            footprint={"icb": None, "areas_file": str(other_team / "areas.geojson")},
+        )
+        store.save_scenario("kept", theirs, team="east")
 
     removed = state.purge_stale_uploads(up, keep=lambda: state.saved_scenario_files(config))
     assert sorted(removed) == sorted([stale, leftover])
     assert not stale.exists() and not leftover.exists()
     assert saved.exists() and fresh.exists() and (areas / "old-0123456789abcdef.gpkg").exists()
+    assert other_team.exists()
 
 
 def test_nothing_is_cleaned_when_the_saved_scenarios_cannot_be_read(tmp_path):
