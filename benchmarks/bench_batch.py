@@ -134,8 +134,8 @@ def machine_ceiling(cases: int) -> float:
 
 def _breaches(out_dir: Path, row) -> str:
     """Re-judge a case's saved plan with evaluate: the limits it breaks ('' for none)."""
-    from pathways.batch import make_icb_scenario
     from pathways.constraints import breaches
+    from pathways.icb import make_icb_scenario
     from pathways.instance import prepare
     from pathways.kpis import evaluate
     from pathways.plan import baseline_plan, load_plan

@@ -532,12 +532,12 @@ def icb_options() -> list[dict[str, str]]:
 def scenario_for_icb(code_or_name: str) -> Scenario:
     """A starting scenario for any ICB: the bundled Sussex demo, or one built the same way.
 
-    Other ICBs use :func:`pathways.batch.make_icb_scenario`: existing sites from the 2014
-    NHS mental health hospital list with *assumed* capacities (20 adult acute beds per
-    100,000 split by catchment, mobile teams, place-of-safety suites, crisis-line staff
-    scaled from Sussex) and illustrative candidate sites at population centres.
+    Other ICBs use :func:`pathways.icb.make_icb_scenario`: inpatient beds at real sites
+    from NHS England's KH03 returns (published), a length of stay calibrated to the ICB's
+    KH03 occupancy, and *assumed* mobile teams, place-of-safety suites, crisis-line staff
+    and illustrative candidate sites at population centres.
     """
-    from pathways.batch import make_icb_scenario
+    from pathways.icb import make_icb_scenario
 
     code = geography.resolve_icb(code_or_name)
     if code == DEMO_ICB:

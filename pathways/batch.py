@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import hashlib
 import itertools
 import json
@@ -63,6 +62,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pathways.atomic import write_csv_atomic, write_parquet_atomic, write_text_atomic
 from pathways.errors import InfeasibleError, InputError, NoPlanInTimeError, Problem
+from pathways.icb import make_icb_scenario
 from pathways.plan import Plan, load_plan
 from pathways.scenario import (
     Footprint,
@@ -72,7 +72,6 @@ from pathways.scenario import (
     load_scenario,
     problems_from_validation,
     read_yaml,
-    scenario_from_dict,
     with_changes,
 )
 from pathways.store import (
@@ -112,7 +111,7 @@ RESULTS_FILE = "results.parquet"
 STORE_FILE = "runs.db"
 PLANS_DIR = "plans"
 
-ICB_SCENARIO_VERSION = "icb-demo-2"
+ICB_SCENARIO_VERSION = "icb-kh03-1"
 """Bumped whenever :func:`make_icb_scenario` changes, so resumed batches re-run ICB cases."""
 
 # Evaluate cases take tens of milliseconds: send them in chunks so each process keeps
@@ -697,239 +696,6 @@ def _expand(spec: BatchSpec) -> _Expanded:
         }
     )
     return _Expanded(cases=cases, base=base, plan=plan, spec_hash=spec_hash)
-
-
-# --------------------------------------------------------------------------- ICB demo scenarios
-
-BEDS_PER_100K = 20.0
-"""Adult acute beds per 100,000 people at England's average modelled demand per head."""
-KEEP_BEDS_SHARE = 0.85
-"""Beds at an existing ward may fall by at most 15% (as in the Sussex demo)."""
-BUDGET_UPLIFT = 1.07
-"""Revenue budget: today's modelled cost plus 7% (Sussex demo: GBP 60M over about 56M)."""
-MIN_WARD_BEDS = 10
-SUSSEX_POPULATION = 1_659_921
-SUSSEX_HUB = {"night": 2, "day": 3, "evening": 3}
-POPULATION_PER_SUITE = 415_000
-TWO_TEAMS_FROM_POPULATION = 200_000
-TODAY_CRISIS_HOUSE_PLACES = 6
-
-
-def kmeans(
-    xy: np.ndarray, w: np.ndarray, k: int, seed: int = 20240601, iters: int = 100
-) -> np.ndarray:
-    """Population-weighted k-means centres (deterministic for a seed)."""
-    rng = np.random.default_rng(seed)
-    centres = xy[rng.choice(len(xy), size=k, replace=False, p=w / w.sum())]
-    for _ in range(iters):
-        d = ((xy[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-        lab = d.argmin(axis=1)
-        new = np.array(
-            [
-                np.average(xy[lab == c], axis=0, weights=w[lab == c])
-                if (lab == c).any()
-                else centres[c]
-                for c in range(k)
-            ]
-        )
-        if np.allclose(new, centres):
-            break
-        centres = new
-    return centres
-
-
-def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
-    if total <= 0 or weights.sum() <= 0:
-        return np.zeros(len(weights), dtype=int)
-    raw = total * weights / weights.sum()
-    out = np.floor(raw).astype(int)
-    order = np.argsort(-(raw - out), kind="stable")
-    out[order[: total - out.sum()]] += 1
-    return out
-
-
-def n_candidates(population: float, n_areas: int) -> int:
-    """20-27 candidate locations, more for larger footprints (27 for Sussex's 1.66 M)."""
-    return int(min(n_areas, np.clip(round(population / 61_500), 20, 27)))
-
-
-@functools.lru_cache(maxsize=64)
-def make_icb_scenario(icb_code: str) -> Scenario:
-    """A demo-style scenario for any ICB, built like the Sussex demo.
-
-    Existing sites are the ICB's mental health hospital sites in the 2014 NHS list.
-    Their capacities are *assumptions*:
-
-    - adult acute beds at 20 per 100,000 people, scaled by the ICB's modelled demand
-      per head relative to England's (age mix and deprivation; Sussex: 0.89, so about
-      295 beds, next to the demo's 300), split across sites in proportion to the
-      population of each site's nearest-site catchment; a site whose share is under a
-      10-bed ward keeps no beds; beds may fall by at most 15% at a ward;
-    - one mobile team per site, two where the catchment exceeds 200,000 people;
-    - one place-of-safety suite per 415,000 people, at the largest catchments.
-
-    Candidates are the centroid LSOAs of 20-27 population-weighted k-means clusters,
-    each able to host a crisis house and a mobile-team base; the one at the most
-    populous cluster runs a 6-place crisis house today. Crisis-line handlers are the
-    Sussex demo's (2/3/3 by shift) scaled to population. The revenue budget is
-    today's modelled cost plus 7%, rounded up to GBP 0.5M (as the Sussex demo's
-    GBP 60M is about GBP 4M above its modelled cost).
-    An ICB without a listed site gets one at its most populous cluster. Everything is
-    marked ``illustrative``.
-    """
-    from pathways.geography import list_icbs, load_footprint, load_mh_sites, resolve_icb
-
-    code = resolve_icb(icb_code)
-    icb = list_icbs().set_index("icb_cd").loc[code]
-    areas = load_footprint(
-        code,
-        columns=[
-            "lsoa11cd",
-            "msoa11nm",
-            "lad19nm",
-            "pop_total",
-            "pop_0_15",
-            "pop_16_59",
-            "pop_60_plus",
-            "imd_decile",
-            "centroid_x",
-            "centroid_y",
-        ],  # fmt: skip
-    )
-    areas = pd.DataFrame(areas.drop(columns="geometry", errors="ignore")).reset_index()
-    sites = load_mh_sites(code).sort_index()
-    pop_w = areas["pop_total"].to_numpy(float)
-    population = float(pop_w.sum())
-    xy = areas[["centroid_x", "centroid_y"]].to_numpy(float)
-
-    k = n_candidates(population, len(areas))
-    centres = kmeans(xy, pop_w, k)
-    cluster = ((xy[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
-    cluster_pop = np.bincount(cluster, weights=pop_w, minlength=k)
-    chosen = [int(((xy - c) ** 2).sum(axis=1).argmin()) for c in centres]
-    biggest = chosen[int(cluster_pop.argmax())]
-
-    site_rows = [
-        (str(sid), str(row["name"]), float(row["x"]), float(row["y"]))
-        for sid, row in sites.iterrows()
-    ]
-    note_extra = ""
-    if not site_rows:
-        i = biggest
-        site_rows = [
-            (f"{code}-MH", f"{areas.msoa11nm[i]} (assumed hospital site)", float(xy[i, 0]),
-             float(xy[i, 1]))
-        ]  # fmt: skip
-        note_extra = " No site of this ICB is in the 2014 list: this hospital site is assumed."
-    sxy = np.array([[r[2], r[3]] for r in site_rows])
-    nearest = ((xy[:, None, :] - sxy[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
-    catchment = np.bincount(nearest, weights=pop_w, minlength=len(site_rows))
-
-    relative_demand = _episodes_per_head(areas) / _england_episodes_per_head()
-    total_beds = int(round(BEDS_PER_100K * relative_demand * population / 100_000))
-    keep = catchment > 0
-    while True:
-        beds = _largest_remainder(total_beds, np.where(keep, catchment, 0.0))
-        small = keep & (beds < MIN_WARD_BEDS)
-        if not small.any() or keep.sum() <= 1:
-            break
-        keep &= ~(catchment == catchment[small].min())
-    teams = np.where(catchment >= TWO_TEAMS_FROM_POPULATION, 2, 1)
-    suites = np.zeros(len(site_rows), dtype=int)
-    n_suites = max(1, round(population / POPULATION_PER_SUITE))
-    for j in np.argsort(-catchment, kind="stable")[: min(n_suites, len(site_rows))]:
-        suites[j] = 1
-    suites[int(np.argmax(catchment))] += max(0, n_suites - len(site_rows))
-
-    out_sites: list[dict[str, Any]] = []
-    for j, (sid, name, x, y) in enumerate(site_rows):
-        b, t, s = int(beds[j]), int(teams[j]), int(suites[j])
-        services = (
-            ["mobile_team"] + (["inpatient"] if b else []) + (["place_of_safety"] if s else [])
-        )
-        out_sites.append(
-            {
-                "site_id": sid, "name": name, "x_m": x, "y_m": y, "status": "existing",
-                "services": services,
-                "capacity": {"inpatient_beds": b, "mobile_teams": t, "place_of_safety_suites": s},
-                "min_capacity": {"inpatient_beds": round(KEEP_BEDS_SHARE * b)},
-                "can_shrink": True, "can_close": False, "illustrative": True,
-                "note": (
-                    f"Catchment of nearest-site areas: {catchment[j]:,.0f} people. Capacities are "
-                    f"assumptions ({total_beds} adult acute beds, 20 per 100k scaled by modelled "
-                    f"demand, split by catchment); beds may fall by at most 15% at a site."
-                    f"{note_extra}"
-                ),
-            }
-        )  # fmt: skip
-    order = sorted(set(chosen), key=lambda i: (str(areas.lad19nm[i]), str(areas.msoa11nm[i]), i))
-    for n, i in enumerate(order):
-        today = TODAY_CRISIS_HOUSE_PLACES if i == biggest else 0
-        out_sites.append(
-            {
-                "site_id": f"CAND{n + 1:02d}",
-                "name": f"{areas.msoa11nm[i]} (population centre)",
-                "x_m": round(float(xy[i, 0])), "y_m": round(float(xy[i, 1])),
-                "status": "existing" if today else "candidate",
-                "services": ["crisis_house", "mobile_team"],
-                "capacity": {"crisis_house_places": today},
-                "min_capacity": {"crisis_house_places": 4, "mobile_teams": 1},
-                "max_capacity": {"crisis_house_places": 12, "mobile_teams": 3},
-                "illustrative": True,
-                "note": (
-                    f"Illustrative candidate: centroid of LSOA {areas.lsoa11cd[i]}, the centre of "
-                    "a population cluster"
-                    + ("; today's crisis house (6 places, an assumption)" if today else "")
-                ),
-            }
-        )  # fmt: skip
-    scale = population / SUSSEX_POPULATION
-    hub = {shift: max(1, round(n * scale)) for shift, n in SUSSEX_HUB.items()}
-    data = {
-        "name": f"{icb['icb_nm']} (demo)",
-        "description": (
-            f"Demo scenario for {icb['icb_nm']} ({code}): {len(areas):,} LSOAs, "
-            f"{population:,.0f} people (mid-2015). Existing sites from the 2014 NHS mental health "
-            "hospital list with ASSUMED capacities; candidate sites are illustrative "
-            "population centres. Built by pathways.batch.make_icb_scenario."
-        ),
-        "footprint": {"icb": code},
-        "sites": out_sites,
-        "hub": hub,
-        "budget": {
-            "revenue_gbp_per_year": None,
-            "capital_gbp": max(1, round(5e6 * scale / 5e5)) * 5e5,
-        },
-        "objective": {"mode": "min_weighted"},
-        "constraints": {
-            "mobile_within_standard_share_min": 0.80,
-            "hub_service_level_min": 0.80,
-            "crisis_house_travel_mins": 45,
-            "crisis_house_population_share_min": 0.6,
-            "equity": {"enabled": True, "max_gap_share": 0.02},
-        },
-    }
-    today = scenario_from_dict(data, file=f"make_icb_scenario({code})")
-    from pathways.kpis import evaluate
-
-    cost = evaluate(today).kpis["total_cost_gbp_per_year"]
-    budget = math.ceil(cost * BUDGET_UPLIFT / 5e5) * 5e5
-    return with_changes(today, {BUDGET_PATH: budget})
-
-
-def _episodes_per_head(areas: pd.DataFrame) -> float:
-    from pathways.demand import episodes_per_year
-    from pathways.scenario import DemandParams
-
-    return float(episodes_per_year(areas, DemandParams()).sum() / areas["pop_total"].sum())
-
-
-@functools.lru_cache(maxsize=1)
-def _england_episodes_per_head() -> float:
-    from pathways.geography import load_lsoas
-
-    cols = ["pop_total", "pop_0_15", "pop_16_59", "pop_60_plus", "imd_decile"]
-    return _episodes_per_head(pd.DataFrame(load_lsoas(columns=cols)[cols]))
 
 
 # --------------------------------------------------------------------------- running one case

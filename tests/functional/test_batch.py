@@ -231,7 +231,10 @@ def test_icb_cases_and_demo_scenario():
     assert built.hub == demo.hub
     candidates = [s for s in built.sites if s.site_id.startswith("CAND")]
     assert len(candidates) == 27 and sum(s.capacity.crisis_house_places for s in candidates) == 6
-    assert all(s.illustrative for s in built.sites)
+    assert all(s.illustrative for s in candidates)
+    hospitals = [s for s in built.sites if not s.site_id.startswith("CAND")]
+    assert hospitals and not any(s.illustrative for s in hospitals)
+    assert all("Beds PUBLISHED" in s.note for s in hospitals)
     cost = evaluate(built).kpis["total_cost_gbp_per_year"]
     assert cost < built.budget.revenue_gbp_per_year <= cost * 1.07 + 5e5
     # A more deprived, larger ICB gets more beds per head than Sussex.

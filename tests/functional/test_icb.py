@@ -1,0 +1,79 @@
+"""Every ICB's scenario starts from published beds and matches its published occupancy."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pathways import queues
+from pathways._paths import data_dir
+from pathways.errors import InputError
+from pathways.geography import list_icbs
+from pathways.icb import (
+    ICB_PEAKEDNESS,
+    adult_acute_share,
+    calibrate_los,
+    icb_trust_beds,
+    make_icb_scenario,
+    site_beds,
+)
+from pathways.kpis import evaluate
+
+
+@pytest.fixture(scope="module")
+def national():
+    rows = []
+    for code in list_icbs()["icb_cd"]:
+        sc = make_icb_scenario(code)
+        k = evaluate(sc).kpis
+        sb = site_beds(code)
+        rows.append(
+            {
+                "icb": code,
+                "beds": sum(s.capacity.inpatient_beds for s in sc.sites),
+                "mi_beds": sb["mi_beds"].sum(),
+                "mi_published": sb.loc[~sb["source"].str.startswith("estimate"), "mi_beds"].sum(),
+                "kh03_occupancy": sb["mi_occupied"].sum() / sb["mi_beds"].sum(),
+                "occupancy": k["inpatient_occupancy"],
+                "oap_bed_days": k["oap_bed_days_per_year"],
+                "los": sc.queues.inpatient_los_days,
+                "peakedness": sc.queues.inpatient_peakedness,
+                "description": sc.description,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_all_42_icbs_build_and_their_beds_add_up_to_kh03(national):
+    assert len(national) == 42 and (national["beds"] > 0).all()
+    kh03 = pd.read_parquet(data_dir() / "kh03_mental_illness_beds.parquet")
+    base = kh03[kh03["baseline"] & (kh03["quarter"] != "estimate")]
+    england = base.groupby("quarter")["beds_available"].sum().mean()
+    assert national["mi_published"].sum() == pytest.approx(england, rel=1e-9)
+    # adult acute beds: the assumed share of all beds, rounded once per ICB
+    total = icb_trust_beds()["beds_available"].sum()
+    assert abs(national["beds"].sum() - adult_acute_share() * total) <= 21
+
+
+def test_length_of_stay_matches_each_icbs_kh03_occupancy(national):
+    assert (national["peakedness"] == ICB_PEAKEDNESS).all()
+    matched = national["description"].str.contains("calibrated so that today's beds")
+    assert matched.all(), national.loc[~matched, "icb"].tolist()
+    assert (national["occupancy"] - national["kh03_occupancy"]).abs().max() < 0.002
+
+
+def test_national_oap_bed_days_are_near_the_published_figure(national):
+    # the peakedness was calibrated to 206,000 a year; the ICBs' OAPs vary with their data
+    assert national["oap_bed_days"].sum() == pytest.approx(206_000, rel=0.02)
+    assert national["oap_bed_days"].max() > 10 * national["oap_bed_days"].median()
+    assert national["oap_bed_days"].min() < 0.1 * national["oap_bed_days"].median()
+
+
+def test_calibrate_los_inverts_the_occupancy_formula():
+    los, ok = calibrate_los(3000.0, 300, 0.93, 1.5)
+    load = 3000.0 * los / 365.0
+    occ = load * (1 - float(queues.erlang_b_peaked(load, 300, 1.5))) / 300
+    assert ok and occ == pytest.approx(0.93, abs=2e-4)  # LOS rounded to 0.001 day
+    assert calibrate_los(3000.0, 300, 0.9999, 1.0) == (120.0, False)
+    with pytest.raises(InputError, match="cannot calibrate"):
+        calibrate_los(3000.0, 0, 0.9)
