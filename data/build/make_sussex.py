@@ -19,6 +19,7 @@ Run: ``python data/build/make_sussex.py`` (re-runnable; deterministic).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,9 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from pathways.icb import kmeans  # noqa: E402 - the one weighted k-means, shared with ICB scenarios
 ICB = "E54000053"
 
 # site_id -> (beds, mobile teams, place-of-safety suites, note)
@@ -39,20 +43,6 @@ EXISTING = {
     "RX2X4": (0, 0, 0, "Chalkhill, Haywards Heath: children's unit, no adult beds; kept as a possible team base"),
 }
 TODAY_CRISIS_HOUSE = 6  # places at the candidate nearest Brighton's centre (illustrative)
-
-
-def kmeans(xy: np.ndarray, w: np.ndarray, k: int, seed: int = 20240601, iters: int = 100) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = xy[rng.choice(len(xy), size=k, replace=False, p=w / w.sum())]
-    for _ in range(iters):
-        d = ((xy[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-        lab = d.argmin(axis=1)
-        new = np.array([np.average(xy[lab == c], axis=0, weights=w[lab == c]) if (lab == c).any() else centres[c]
-                        for c in range(k)])
-        if np.allclose(new, centres):
-            break
-        centres = new
-    return centres
 
 
 def main(argv: list[str] | None = None) -> None:
