@@ -22,7 +22,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -30,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from pathways.icb import kmeans  # noqa: E402 - the one weighted k-means, shared with ICB scenarios
+
 ICB = "E54000053"
 
 # site_id -> (beds, mobile teams, place-of-safety suites, note)
