@@ -50,11 +50,16 @@ SUSSEX_HUB = {"night": 2, "day": 3, "evening": 3}
 POPULATION_PER_SUITE = 415_000
 TWO_TEAMS_FROM_POPULATION = 200_000
 TODAY_CRISIS_HOUSE_PLACES = 6
-ICB_PEAKEDNESS = 1.59
+ICB_PEAKEDNESS = 1.72
 """Peakedness of bed demand (variance / mean) in every ICB scenario: calibrated so that,
 with each ICB's length of stay matched to its KH03 occupancy, England's modelled OAP
 bed-days over the 42 ICBs equal the published 206,000 a year (inappropriate OAPs, 12
 months to March 2021: RCPsych analysis of NHS Digital OAP statistics); docs/calibration.md."""
+OCCUPANCY_TARGET_MAX = 0.97
+"""The calibration target is the ICB's KH03 occupancy, at most this. Above it the loss
+model carries the load only by turning most admissions away (Northamptonshire's 99.2%
+needs a 77-day stay and places two thirds of admissions out of area), which no ward's
+figures support; the scenario of a capped ICB says so."""
 LOS_RANGE_DAYS = (10.0, 120.0)
 """Calibrated lengths of stay are kept within this range (days); outside it, the bound
 is used and the scenario says the occupancy could not be matched."""
@@ -315,12 +320,19 @@ def make_icb_scenario(icb_code: str) -> Scenario:
     data["queues"] = {"inpatient_peakedness": ICB_PEAKEDNESS}
     today = scenario_from_dict(data, file=f"make_icb_scenario({code})")
     card = evaluate(today)
+    target = min(occupancy_kh03, OCCUPANCY_TARGET_MAX)
     los, matched = calibrate_los(
-        card.kpis["admissions_per_year"], total_beds, occupancy_kh03, ICB_PEAKEDNESS
+        card.kpis["admissions_per_year"], total_beds, target, ICB_PEAKEDNESS
+    )
+    capped = (
+        f" (KH03: {occupancy_kh03:.1%}, capped at {OCCUPANCY_TARGET_MAX:.0%}, beyond which the "
+        "model would place most admissions out of area)"
+        if target < occupancy_kh03
+        else " (KH03)"
     )
     note = (
         f" Length of stay {los:.1f} days, calibrated so that today's beds are occupied "
-        f"{occupancy_kh03:.1%} of the time (KH03)."
+        f"{target:.1%} of the time{capped}."
         if matched
         else f" Length of stay set to {los:.0f} days, the end of the allowed range: KH03's "
         f"occupancy ({occupancy_kh03:.1%}) could not be matched with the modelled admissions."
