@@ -128,6 +128,15 @@ class _Dist(Frozen):
     unit: str = Field(min_length=1, description="unit of the parameter, e.g. 'days'")
 
 
+def _range_ok(low: float, high: float) -> None:
+    """Refuse a range too wide for floating point (NumPy cannot draw from it)."""
+    if not math.isfinite(high - low):
+        raise ValueError(
+            f"the range from low {low:g} to high {high:g} is too wide to sample from; "
+            "give the values the parameter can take"
+        )
+
+
 class Triangular(_Dist):
     dist: Literal["triangular"]
     low: float
@@ -141,6 +150,7 @@ class Triangular(_Dist):
                 f"expected low <= mode <= high and low < high (got {self.low}, {self.mode}, "
                 f"{self.high})"
             )
+        _range_ok(self.low, self.high)
         return self
 
     def sample(self, rng: np.random.Generator) -> float:
@@ -160,6 +170,7 @@ class Uniform(_Dist):
     def _ordered(self) -> Uniform:
         if self.low >= self.high:
             raise ValueError(f"expected low < high (got {self.low}, {self.high})")
+        _range_ok(self.low, self.high)
         return self
 
     def sample(self, rng: np.random.Generator) -> float:
@@ -215,7 +226,10 @@ class LogNormal(_Dist):
     sigma: float = Field(gt=0)
 
     def sample(self, rng: np.random.Generator) -> float:
-        return float(self.median * math.exp(self.sigma * rng.standard_normal()))
+        try:
+            return float(self.median * math.exp(self.sigma * rng.standard_normal()))
+        except OverflowError:  # a huge sigma: the case then fails as an out-of-range value
+            return math.inf
 
     @property
     def centre(self) -> float:

@@ -979,6 +979,23 @@ class _LimitedLoader(yaml.SafeLoader):
                 self._open_anchors.pop()
             self._depth -= 1
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's constructors, with a value they cannot read (``!!bool maybe``,
+        ``!!timestamp x``, ``2020-13-45``) reported as a YAML error at its line."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError, TypeError, AttributeError, KeyError) as err:
+            reason = str(err)
+            if "integer string conversion" in reason:
+                reason = "a number has thousands of digits"
+            elif isinstance(err, AttributeError | KeyError) or not reason:
+                kind = str(node.tag).rsplit(":", 1)[-1]
+                shown = str(node.value)[:60] if isinstance(node, yaml.ScalarNode) else "value"
+                reason = f"{shown!r} is not a valid {kind}"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a value cannot be read: {reason}", node.start_mark
+            ) from None
+
 
 def _check_tree(root: yaml.Node, file: str) -> None:
     """Refuse duplicate keys and documents that aliases expand beyond ``MAX_YAML_VALUES``."""
@@ -1178,10 +1195,19 @@ def read_yaml(path: str | Path) -> tuple[Any, str]:
     Shared by scenarios, plans and batch specs, so every file reports problems alike.
     """
     path = Path(path)
-    if not path.exists():
+    try:
+        exists, is_dir, is_file = path.exists(), path.is_dir(), path.is_file()
+    except (OSError, ValueError) as err:  # a name too long for the file system, say
+        reason = getattr(err, "strerror", None) or str(err)
+        raise InputError(Problem(str(path), None, None, f"cannot be read ({reason})")) from None
+    if not exists:
         raise InputError(Problem(str(path), None, None, "file not found"))
-    if path.is_dir():
+    if is_dir:
         raise InputError(Problem(str(path), None, None, "is a folder; expected a YAML file"))
+    if not is_file:  # /dev/zero, a pipe: reading would never end
+        raise InputError(
+            Problem(str(path), None, None, "is not a regular file; expected a YAML file")
+        )
     try:
         if path.stat().st_size > MAX_YAML_BYTES:
             raise InputError(
