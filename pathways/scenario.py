@@ -981,14 +981,15 @@ class _LimitedLoader(yaml.SafeLoader):
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         """PyYAML's constructors, with a value they cannot read (``!!bool maybe``,
-        ``!!timestamp x``, ``2020-13-45``) reported as a YAML error at its line."""
+        ``!!timestamp x``, an empty ``!!float``, ``2020-13-45``) reported as a YAML error at
+        its line."""
         try:
             return super().construct_object(node, deep=deep)
-        except (ValueError, OverflowError, TypeError, AttributeError, KeyError) as err:
+        except (ValueError, OverflowError, TypeError, AttributeError, KeyError, IndexError) as err:
             reason = str(err)
             if "integer string conversion" in reason:
                 reason = "a number has thousands of digits"
-            elif isinstance(err, AttributeError | KeyError) or not reason:
+            elif isinstance(err, AttributeError | KeyError | IndexError) or not reason:
                 kind = str(node.tag).rsplit(":", 1)[-1]
                 shown = str(node.value)[:60] if isinstance(node, yaml.ScalarNode) else "value"
                 reason = f"{shown!r} is not a valid {kind}"

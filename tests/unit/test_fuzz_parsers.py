@@ -387,6 +387,8 @@ def test_fuzz_several_changes_at_once(folder, name, data):
         ("name: !!bool maybe\n", "'maybe' is not a valid bool"),  # was KeyError
         ("name: !!timestamp x\n", "'x' is not a valid timestamp"),  # was AttributeError
         ("a: 1\nb: !<tag:yaml.org,2002:timestamp> 2020\n", "not a valid timestamp"),
+        ("a: 1\nb: !!float\n", "'' is not a valid float"),  # was IndexError
+        ("a: 1\nb: !!int ''\n", "'' is not a valid int"),  # was IndexError
     ],
 )
 def test_a_tag_the_value_does_not_fit_is_an_input_error_at_its_line(folder, text, words):
