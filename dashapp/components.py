@@ -399,3 +399,35 @@ def plan_facts(settings: Mapping[str, Any] | None, breaches: Sequence[str] | Non
         body.append(html.P("It meets every limit above.", className="hint meets"))
     kwargs = {"id": id} if id else {}
     return html.Div(body, className="plan-facts", **kwargs)
+
+
+BASIS_WORDS = {
+    "published": "Published",
+    "calibrated": "Calibrated",
+    "assumed": "Assumed",
+    "setting": "Your setting",
+}
+"""How the app names each basis of :mod:`pathways.provenance`."""
+
+
+def basis_tag(basis: str) -> html.Span:
+    """A small label saying whether a figure is published, calibrated, assumed or set."""
+    return html.Span(BASIS_WORDS.get(basis, basis), className=f"basis-tag basis-{basis}")
+
+
+def capacity_sources(rows: Sequence[Mapping[str, Any]]) -> html.Div:
+    """Where today's capacities come from: one line per capacity with its basis."""
+    return html.Div(
+        [
+            html.H3("Where today's capacities come from", className="panel-title"),
+            html.Ul(
+                [
+                    html.Li([basis_tag(r["basis"]), " ", html.B(r["figure"]), ": ", r["source"]])
+                    for r in rows
+                ],
+                className="sources-list",
+            ),
+        ],
+        className="panel",
+        id="services-sources-panel",
+    )

@@ -318,6 +318,20 @@ def make_icb_scenario(icb_code: str) -> Scenario:
         },
     }
     data["queues"] = {"inpatient_peakedness": ICB_PEAKEDNESS}
+    data["provenance"] = {
+        "inpatient_beds": f"published: {beds_words}, apportioned from trusts to sites by "
+        "nearest population (data/SOURCES.md)",
+        "crisis_house_places": "assumed: one 6-place crisis house at the most populous "
+        "cluster (no national open data on crisis houses)",
+        "mobile_teams": "assumed: one team per hospital site, two where its catchment "
+        "exceeds 200,000 people (no national open data on team numbers)",
+        "place_of_safety_suites": "assumed: one suite per 415,000 people",
+        "hub_handlers": "assumed: the Sussex demo's handlers by shift (2/3/3), scaled to "
+        "population",
+        "queues.inpatient_peakedness": "calibrated: England's modelled OAP bed-days over "
+        "the 42 ICBs equal 206,000 a year (RCPsych analysis of NHS Digital OAP statistics, "
+        "12 months to March 2021)",
+    }
     today = scenario_from_dict(data, file=f"make_icb_scenario({code})")
     card = evaluate(today)
     target = min(occupancy_kh03, OCCUPANCY_TARGET_MAX)
@@ -337,9 +351,20 @@ def make_icb_scenario(icb_code: str) -> Scenario:
         else f" Length of stay set to {los:.0f} days, the end of the allowed range: KH03's "
         f"occupancy ({occupancy_kh03:.1%}) could not be matched with the modelled admissions."
     )
+    los_source = (
+        f"calibrated: today's beds occupied {target:.1%} of the time, the ICB's KH03 "
+        f"occupancy (NHS England, 2025-26){' capped' if target < occupancy_kh03 else ''}"
+        if matched
+        else f"assumed: {los:.0f} days, the end of the allowed range (KH03 occupancy "
+        f"{occupancy_kh03:.1%} could not be matched)"
+    )
     today = with_changes(
         today,
-        {"queues.inpatient_los_days": los, "description": data["description"] + note},
+        {
+            "queues.inpatient_los_days": los,
+            "description": data["description"] + note,
+            "provenance": {**data["provenance"], "queues.inpatient_los_days": los_source},
+        },
     )
     cost = evaluate(today).kpis["total_cost_gbp_per_year"]
     budget = math.ceil(cost * BUDGET_UPLIFT / 5e5) * 5e5

@@ -34,6 +34,7 @@ import pandas as pd
 from pathways import disclosure
 from pathways.disclosure import ALL, FOOTPRINT, QUINTILE, SITE, Disclosure
 from pathways.kpis import COUNT_KPIS, RATE_KPIS, Scorecard
+from pathways.provenance import basis, figure_sources, parameter_source
 from pathways.scenario import Scenario, iter_parameters
 
 if TYPE_CHECKING:
@@ -392,13 +393,15 @@ def assumptions_table(scenario: Scenario) -> pd.DataFrame:
         for part in p["path"].split("."):
             node = node.get(part, {}) if isinstance(node, dict) else {}
         value = node if not isinstance(node, dict) or node else None
+        source = parameter_source(scenario, p["path"], p["source"], p["default"])
         rows.append(
             {
                 "parameter": p["path"],
                 "value": _short(value),
                 "default": _short(p["default"]),
                 "unit": p["unit"],
-                "source": p["source"],
+                "basis": basis(source),
+                "source": source,
             }
         )
     return pd.DataFrame(rows)
@@ -480,6 +483,9 @@ def write_xlsx(
             }
         ).to_excel(xl, sheet_name="Workforce", index=False)
         assumptions_table(scenario).to_excel(xl, sheet_name="Assumptions", index=False)
+        figure_sources(scenario).rename(columns=str.capitalize).to_excel(
+            xl, sheet_name="Published or assumed", index=False
+        )
         notes = pd.DataFrame({"note": about_notes(scenario.name, main_name, suppress)})
         notes.to_excel(xl, sheet_name="About", index=False)
         # every sheet at once, headings and index included: no text runs as a formula

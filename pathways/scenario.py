@@ -342,7 +342,7 @@ class PathwayParams(Frozen):
     routing: dict[str, dict[str, Num]] = param(
         NHS_DEFAULT_ROUTING,
         "share of each node's episodes (each row sums to 1)",
-        "nhs_default preset (docs/calibration.md)",
+        "assumption: the nhs_default preset, shares set in docs/calibration.md",
         "Routing fractions of the pathway graph.",
     )
     crisis_house_full_to_inpatient_share: Num = param(
@@ -853,6 +853,14 @@ class Scenario(Frozen):
     budget: Budget = Budget()
     objective: Objective = Objective()
     constraints: Constraints = Constraints()
+    provenance: dict[Text, Text] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="Where this scenario's figures come from: a capacity (inpatient_beds, "
+        "crisis_house_places, mobile_teams, place_of_safety_suites, hub_handlers) or a "
+        "parameter path (queues.inpatient_los_days) -> 'published: ...', 'calibrated: ...' "
+        "or 'assumed: ...'. Parameters not listed keep their default's source.",
+    )
     base_dir: Text | None = Field(None, exclude=True, description="folder the file was read from")
 
     @field_validator("sites")

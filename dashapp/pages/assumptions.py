@@ -11,7 +11,7 @@ import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update, stringify_id
 from dash.exceptions import PreventUpdate
 
-from dashapp.components import error_message, message, page_header, user_trigger
+from dashapp.components import basis_tag, error_message, message, page_header, user_trigger
 from dashapp.state import (
     FieldError,
     check_param,
@@ -24,6 +24,7 @@ from dashapp.state import (
     with_sections,
 )
 from pathways.errors import InputError
+from pathways.provenance import basis, parameter_source
 from pathways.scenario import Scenario, apply_preset, parameter_table, with_changes
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def parameter_rows(scenario: Scenario) -> list[dict[str, Any]]:
                 "default": default,
                 "value": value_at(scenario, p["path"]),
                 "tier": tier_of(p["path"]),
+                "source": parameter_source(scenario, p["path"], p["source"], p["default"]),
             }
         )
     order = {t: i for i, (t, _) in enumerate(TIERS)}
@@ -134,8 +136,8 @@ def _field(row: Mapping[str, Any]) -> html.Div:
             html.Div([html.Div([html.Span("Unit: ", className="muted"), bound.unit]),
                       html.Div([html.Span("Default: ", className="muted"), default]),
                       html.Div([html.Span("Allowed: ", className="muted"), range_text]) if range_text else None,
-                      html.Div([html.Span("Source: ", className="muted"), human_source(row["source"])],
-                               className="param-source"),
+                      html.Div([html.Span("Source: ", className="muted"), basis_tag(basis(row["source"])),
+                                " ", human_source(row["source"])], className="param-source"),
                       html.Div([html.Span("Name in scenario files: ", className="muted"),
                                 html.Code(path, className="param-path")], className="param-file-name")],
                      className="param-meta"),

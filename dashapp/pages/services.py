@@ -12,6 +12,7 @@ from dash import Input, Output, State, callback, dash_table, dcc, html, no_updat
 from dashapp import figures
 from dashapp.components import (
     MAP_CONFIG,
+    capacity_sources,
     data_table_style,
     error_message,
     message,
@@ -43,6 +44,7 @@ from dashapp.state import (
 )
 from pathways import geography, uploads
 from pathways.errors import InputError
+from pathways.provenance import CAPACITIES, figure_sources
 from pathways.scenario import CAPACITY_FIELD
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ def layout(**_query: str) -> html.Div:
                 "lock what must not change, add candidate sites (click an area on the map), or "
                 "upload your own site list.",
             ),
+            html.Div(id="services-sources"),
             html.Div(
                 [
                     dcc.Loading(dcc.Graph(id="services-map", config=MAP_CONFIG), type="circle"),
@@ -303,12 +306,16 @@ def render(scenario_data: dict | None, tile_url: str | None):
 @callback(
     Output("services-map", "figure"),
     Output("services-map-key", "children"),
+    Output("services-sources", "children"),
     Input("app-scenario", "data"),
 )
 def on_render(scenario_data):
     try:
-        key = size_key(figures.marker_size_key(sites_frame(scenario_from_store(scenario_data))))
-        return render(scenario_data, current_config().tile_url), key
+        scenario = scenario_from_store(scenario_data)
+        key = size_key(figures.marker_size_key(sites_frame(scenario)))
+        sources = figure_sources(scenario)
+        rows = sources[sources["path"].isin(list(CAPACITIES))].to_dict("records")
+        return render(scenario_data, current_config().tile_url), key, capacity_sources(rows)
     except Exception:  # noqa: BLE001
         log.exception("services map failed")
-        return figures.empty_figure("The map could not be drawn."), None
+        return figures.empty_figure("The map could not be drawn."), None, None
