@@ -111,7 +111,7 @@ RESULTS_FILE = "results.parquet"
 STORE_FILE = "runs.db"
 PLANS_DIR = "plans"
 
-ICB_SCENARIO_VERSION = "icb-kh03-1"
+ICB_SCENARIO_VERSION = "icb-kh03-2"
 """Bumped whenever :func:`make_icb_scenario` changes, so resumed batches re-run ICB cases."""
 
 # Evaluate cases take tens of milliseconds: send them in chunks so each process keeps
