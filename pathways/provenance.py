@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 
 import pandas as pd
+import yaml
 
 from pathways.scenario import Scenario, parameter_table
 
@@ -47,8 +49,10 @@ def basis(source: str) -> str:
 
 
 def _detail(source: str) -> str:
+    """The source without a leading basis word ("assumption: x" -> "x")."""
     head, sep, rest = source.partition(":")
-    return rest.strip() if sep and head.strip().lower() in BASES else source.strip()
+    words = (*BASES, "assumption", "user setting")
+    return rest.strip() if sep and head.strip().lower() in words else source.strip()
 
 
 def value_at(scenario: Scenario, path: str):
@@ -90,3 +94,71 @@ def figure_sources(scenario: Scenario) -> pd.DataFrame:
         rows.append({"figure": p["name"], "path": p["path"], "basis": basis(src),
                      "source": _detail(src)})  # fmt: skip
     return pd.DataFrame(rows, columns=["figure", "path", "basis", "source"])
+
+
+class _Dumper(yaml.SafeDumper):
+    """Lists of numbers on one line (profiles), so a scenario file stays readable."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list):
+    flow = all(isinstance(v, int | float | str) for v in data) and len(data) > 1
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def _comment(text: str) -> str:
+    return " ".join(text.split()).replace("#", "No.")
+
+
+def annotated_yaml(scenario: Scenario) -> str:
+    """The scenario as an editable YAML file with every figure's provenance as a comment.
+
+    A header lists where each capacity comes from; each parameter line ends with its
+    basis and source (the scenario's own provenance, else its default's).
+    """
+    sources = figure_sources(scenario).set_index("path")
+    head = [f"# {scenario.name}", "#"]
+    head += [f"# {line}" for line in textwrap.wrap(_comment(scenario.description), 86)]
+    head += ["#", "# Where today's capacities come from:"]
+    for key in CAPACITIES:
+        row = sources.loc[key]
+        head += textwrap.wrap(
+            f"{row['figure']}: {row['basis']}: {_comment(row['source'])}", 84,
+            initial_indent="#   ", subsequent_indent="#     ",
+        )  # fmt: skip
+    head += [
+        "#",
+        "# Each parameter line below ends with its basis (published, calibrated, assumed or",
+        "# setting) and source. Edit any value; `pathways evaluate FILE` checks the file and",
+        "# names the line of any problem.",
+        "",
+    ]
+    body = yaml.dump(
+        scenario.model_dump(mode="json", exclude={"base_dir"}),
+        Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100,
+    ).splitlines()  # fmt: skip
+    groups = {"demand": "demand", "pathway": "pathway", "queues": "queues", "costs": "costs"}
+    out, section, sub = [], None, None
+    for line in body:
+        indent = len(line) - len(line.lstrip(" "))
+        key = (
+            line.strip().split(":", 1)[0]
+            if ":" in line and not line.lstrip().startswith("-")
+            else None
+        )
+        if indent == 0:
+            section, sub = key, None
+        elif indent == 2 and section == "objective":
+            sub = key
+        path = None
+        if key and indent == 2 and section in groups:
+            path = f"{section}.{key}"
+        elif key and indent == 4 and section == "objective" and sub == "weights":
+            path = f"objective.weights.{key}"
+        if path in sources.index:
+            row = sources.loc[path]
+            line = f"{line}  # {row['basis']}: {_comment(row['source'])}"
+        out.append(line)
+    return "\n".join(head + out) + "\n"

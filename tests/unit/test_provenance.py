@@ -117,3 +117,22 @@ def test_the_assumptions_page_tags_each_rate(pages):
     assert basis(rows["queues.inpatient_los_days"]["source"]) == "calibrated"
     field = pages.assumptions._field(rows["queues.inpatient_los_days"])
     assert "Calibrated" in _text(field)
+
+
+def test_an_icb_scenario_file_carries_every_figures_provenance_and_reads_back(tmp_path):
+    from pathways.provenance import annotated_yaml
+
+    sc = make_icb_scenario("Dorset")
+    text = annotated_yaml(sc)
+    assert "# Where today's capacities come from:" in text
+    assert "#   Inpatient beds: published: KH03" in text
+    los = next(
+        line for line in text.splitlines() if line.lstrip().startswith("inpatient_los_days:")
+    )
+    assert "# calibrated: today's beds occupied" in los
+    oap = next(line for line in text.splitlines() if line.lstrip().startswith("oap_los_days:"))
+    assert "# published: Grant Thornton" in oap
+    path = tmp_path / "dorset.yaml"
+    path.write_text(text)
+    again = load_scenario(path)
+    assert again.model_dump(exclude={"base_dir"}) == sc.model_dump(exclude={"base_dir"})
