@@ -41,10 +41,12 @@ from pathways.errors import InfeasibleError, InputError, NoPlanInTimeError, Prob
 from pathways.plan import Plan, plan_from_dict
 from pathways.scenario import (
     CAPACITY_FIELD,
+    MAX_YAML_BYTES,
     SERVICES,
     Footprint,
     Scenario,
     load_scenario,
+    load_yaml_text,
     scenario_from_dict,
     scenario_to_dict,
     with_changes,
@@ -1334,6 +1336,37 @@ def decode_upload(contents: str | None, filename: str | None) -> tuple[str, byte
     if not raw:
         raise InputError(Problem(name, None, None, "the file is empty"))
     return name, raw
+
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+
+def scenario_from_upload(contents: str | None, filename: str | None) -> Scenario:
+    """A scenario file uploaded in the browser, validated like one read from disk.
+
+    Problems name the file, line and field. Like every scenario that comes from the
+    browser, it may only name area or travel-matrix files this app stored.
+    """
+    name = uploads.safe_file_name(filename, "scenario.yaml")
+    if Path(name).suffix.lower() not in SCENARIO_SUFFIXES:
+        raise InputError(Problem(name, None, None, "expected a scenario file ending .yaml or "
+                                 ".yml (as the Export page's 'Scenario (YAML)' gives)"))  # fmt: skip
+    if not isinstance(contents, str) or "," not in contents:
+        raise InputError(Problem(name, None, None, "the file could not be read"))
+    b64 = contents.split(",", 1)[1]
+    if len(b64) * 3 // 4 > MAX_YAML_BYTES:
+        raise InputError(Problem(name, None, None, f"the file is larger than "
+                                 f"{MAX_YAML_BYTES // (1024 * 1024)} MB; a scenario is far smaller"))  # fmt: skip
+    try:
+        text = base64.b64decode(b64, validate=True).decode("utf-8-sig")
+    except ValueError:  # bad base64 or not UTF-8
+        raise InputError(Problem(name, None, None, "not a UTF-8 text file")) from None
+    data = load_yaml_text(text, name)
+    if data is None:
+        raise InputError(Problem(name, None, None, "the file is empty"))
+    scenario = scenario_from_dict(data, file=name, text=text)
+    check_scenario_files(scenario, current_config().upload_dir)
+    return scenario
 
 
 def _write_new(path: Path, raw: bytes) -> None:

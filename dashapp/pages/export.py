@@ -10,6 +10,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from dashapp import exports
 from dashapp.components import error_message, message, page_header, settings_rows, user_trigger
 from dashapp.state import plan_from_result, plan_judgement, result_is_fresh, scenario_from_store
+from pathways.provenance import annotated_yaml
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,27 @@ def layout(**_query: str) -> html.Div:
             ),  # fmt: skip
             dcc.Loading(html.Div(id="export-message", **{"aria-live": "polite"})),
             dcc.Download(id="export-download"),
+            html.Div(
+                [
+                    html.Div(
+                        [
+                            html.Button(
+                                "Scenario (YAML)", id="export-yaml", className="button secondary"
+                            ),
+                            html.P(
+                                "The session's scenario as an editable file, each figure with where it "
+                                "comes from (published, calibrated or assumed). Open it again on the "
+                                "Footprint page, or run it with pathways evaluate.",
+                                className="hint",
+                            ),
+                        ],
+                        className="export-item",
+                    ),
+                    dcc.Loading(html.Div(id="export-yaml-message", **{"aria-live": "polite"})),
+                    dcc.Download(id="export-yaml-download"),
+                ],
+                className="panel",
+            ),  # fmt: skip
         ]
     )
 
@@ -258,3 +280,27 @@ def on_export(*args):
         log.exception("export failed")
         return no_update, error_message(err)
     return payload, message(f"{FILES[kind][0]} ready: {payload['filename']}", "success")
+
+
+def scenario_file(scenario_data: dict | None) -> dict:
+    """The download payload of the session's scenario as annotated YAML."""
+    scenario = scenario_from_store(scenario_data)
+    return dcc.send_string(annotated_yaml(scenario), f"{exports.file_stem(scenario)}.yaml")
+
+
+@callback(
+    Output("export-yaml-download", "data"),
+    Output("export-yaml-message", "children"),
+    Input("export-yaml", "n_clicks"),
+    State("app-scenario", "data"),
+    prevent_initial_call=True,
+)
+def on_export_yaml(clicks, scenario_data):
+    if not clicks:
+        return no_update, no_update
+    try:
+        payload = scenario_file(scenario_data)
+    except Exception as err:  # noqa: BLE001
+        log.exception("scenario export failed")
+        return no_update, error_message(err)
+    return payload, message(f"Scenario ready: {payload['filename']}", "success")

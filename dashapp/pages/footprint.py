@@ -30,6 +30,7 @@ from dashapp.state import (
     received_upload,
     scenario_for_icb,
     scenario_from_store,
+    scenario_from_upload,
     scenario_to_store,
     store_areas,
     with_sections,
@@ -70,8 +71,9 @@ def layout(**_query: str) -> html.Div:
                                 id="footprint-icb", options=icb_options(), searchable=True,
                                 clearable=False, placeholder="Type to search, e.g. Sussex",
                             ),
-                            html.P("Sussex opens the bundled demo scenario. Other ICBs start from the "
-                                   "2014 mental health hospital list with assumed capacities.",
+                            html.P("Sussex opens the bundled demo scenario. Other ICBs start from "
+                                   "published NHS beds (KH03) at their hospital sites, with other "
+                                   "capacities assumed (the Services page says which).",
                                    className="hint"),
                             html.Label("Shade areas by", htmlFor="footprint-metric"),
                             dcc.RadioItems(
@@ -92,6 +94,20 @@ def layout(**_query: str) -> html.Div:
                                    f"no NHS numbers, dates of birth or postcodes of people. "
                                    f"{uploads.limit_text()}", className="hint"),
                             dcc.Loading(html.Div(id="footprint-message", **{"aria-live": "polite"})),
+                            html.H2("Or open a scenario file", className="h3"),
+                            dcc.Upload(
+                                id="footprint-scenario-upload",
+                                children=html.Div(["Drag a scenario (.yaml) here or ",
+                                                   html.Span("choose a file", className="link")]),
+                                className="upload-box", multiple=False,
+                                max_size=uploads.browser_max_bytes(),
+                            ),
+                            html.P("A scenario saved from the Export page ('Scenario (YAML)') or "
+                                   "written for pathways on the command line. It replaces the "
+                                   "session's scenario; saved scenarios are not touched.",
+                                   className="hint"),
+                            dcc.Loading(html.Div(id="footprint-scenario-message",
+                                                 **{"aria-live": "polite"})),
                         ],
                         className="panel controls",
                     ),
@@ -163,6 +179,40 @@ def on_choose(_init, icb, contents, filename, scenario_data):
         return choose(user_trigger(), icb, contents, filename, scenario_data)
     except Exception as err:  # noqa: BLE001 - shown to the user, logged in full
         log.exception("footprint change failed")
+        return no_update, no_update, no_update, no_update, error_message(err)
+
+
+def open_scenario(contents: str | None, filename: str | None) -> tuple:
+    """An uploaded scenario file as the session's scenario: (scenario, result, frontier,
+    dropdown value, message), or the problems found, naming line and field."""
+    try:
+        new = scenario_from_upload(contents, filename)
+    except InputError as err:
+        return (no_update, no_update, no_update, no_update,
+                problems_table(problem_rows(err), "footprint-scenario-problems"))  # fmt: skip
+    icb = geography.resolve_icb(new.footprint.icb) if new.footprint.icb else None
+    note = message(f"Opened '{new.name}' from {uploads.safe_file_name(filename, 'the file')}.",
+                   "success")  # fmt: skip
+    return scenario_to_store(new), None, None, icb, note
+
+
+@callback(
+    Output("app-scenario", "data", allow_duplicate=True),
+    Output("app-result", "data", allow_duplicate=True),
+    Output("app-frontier", "data", allow_duplicate=True),
+    Output("footprint-icb", "value", allow_duplicate=True),
+    Output("footprint-scenario-message", "children"),
+    Input("footprint-scenario-upload", "contents"),
+    State("footprint-scenario-upload", "filename"),
+    prevent_initial_call=True,
+)
+def on_open_scenario(contents, filename):
+    if not contents:
+        return no_update, no_update, no_update, no_update, no_update
+    try:
+        return open_scenario(contents, filename)
+    except Exception as err:  # noqa: BLE001 - shown to the user, logged in full
+        log.exception("opening a scenario file failed")
         return no_update, no_update, no_update, no_update, error_message(err)
 
 
