@@ -268,6 +268,7 @@ def clear_cache() -> None:
     _read_lsoas_cached.cache_clear()
     _icb_table_cached.cache_clear()
     _read_sites_cached.cache_clear()
+    _ods_codes.cache_clear()
 
 
 # --------------------------------------------------------------------------- bundled tables
@@ -362,16 +363,36 @@ def resolve_icb(code_or_name: str) -> str:
     for code, name, short in icbs[[ICB_CD, ICB_NM, ICB_SHORT]].itertuples(index=False):
         for alias in (code, name, short, f"NHS {short}", f"NHS {short} ICB", f"{short} ICB"):
             lookup[_norm(alias)] = code
+    lookup.update({_norm(ods): code for ods, code in _ods_codes().items()})
     if key in lookup:
         return lookup[key]
     shorts = dict(zip(icbs[ICB_SHORT].map(_norm), icbs[ICB_SHORT], strict=True))
-    close = difflib.get_close_matches(_norm(icb_short_name(key)), list(shorts), n=3, cutoff=0.5)
-    close += [s for s in shorts if key and key in s and s not in close]
-    if close:
-        hint = "did you mean " + " or ".join(f"'{shorts[s]}'" for s in close[:3]) + "?"
+    # every name containing the text first ("London": all five), then names that look alike
+    close = [s for s in shorts if key and key in s]
+    if not close:
+        close = difflib.get_close_matches(_norm(icb_short_name(key)), list(shorts), n=3, cutoff=0.6)
+    if len(close) == 1:
+        hint = f"did you mean '{shorts[close[0]]}'?"
+    elif close:
+        hint = "it could be any of " + ", ".join(f"'{shorts[s]}'" for s in sorted(close)[:8])
+        hint += f" (and {len(close) - 8} more)" if len(close) > 8 else ""
+        hint += "; give more of the name"
     else:
-        hint = "use an ICB code (E54...) or a name from list_icbs()"
+        hint = (
+            "give an ICB code (E54... or the ODS code Q..) or a name such as 'Kent and Medway' "
+            "(the 42 names: pathways scenario list)"
+        )
     raise InputError(Problem("icb", None, ICB_CD, f"unknown ICB '{code_or_name}': {hint}"))
+
+
+@functools.lru_cache(maxsize=1)
+def _ods_codes() -> dict[str, str]:
+    """ODS ICB codes (Q..) -> ONS codes (E54...), from ``data/icb_codes.parquet``."""
+    path = data_dir() / "icb_codes.parquet"
+    if not path.exists():
+        return {}
+    table = pd.read_parquet(path, columns=["icb_cd", "icb_ods_cd"])
+    return dict(zip(table["icb_ods_cd"], table["icb_cd"], strict=True))
 
 
 def load_footprint(code_or_name: str, columns: Iterable[str] | None = None) -> gpd.GeoDataFrame:

@@ -20,6 +20,8 @@ series 2013-2018, the ODS trust and ICB lists, the NHS Choices hospital list abo
   (EPSG:27700), their LSOA and ICB, and the apportioning weight (below).
 - ``icb_trust_beds.parquet``: each ICB's share of each trust's beds, and the beds
   that share gives (mean of the baseline quarters).
+- ``icb_codes.parquet``: the 42 ICBs' ONS (E54) and ODS (Q..) codes and names, so an
+  ICB can be named by either code.
 
 **Apportioning rule.** A trust's beds are split over its sites in proportion to the
 population (mid-2015) living nearer to that site than to any other mental health
@@ -214,6 +216,20 @@ def nearest_population(sites: gpd.GeoDataFrame, data: Path) -> np.ndarray:
     return np.bincount(idx, weights=lsoa["pop_total"].to_numpy(float), minlength=len(sites))
 
 
+def icb_codes(raw: Path, data: Path) -> pd.DataFrame:
+    """The bundled ICBs (codes of the LSOA lookup) with their ODS codes, matched by name
+    (two ICBs, Surrey Heartlands and Sussex, took new ONS codes in 2024 with boundary
+    changes; their ODS codes did not change)."""
+    ods = pd.read_csv(_nhs_path(raw, RAW_ICBS), dtype=str)
+    ods_by_name = dict(zip(ods["ICB24NM"].str.casefold(), ods["ICB24CDH"], strict=True))
+    icbs = pd.read_parquet(data / "lsoa.parquet", columns=["icb_cd", "icb_nm"]).drop_duplicates()
+    icbs["icb_ods_cd"] = icbs["icb_nm"].str.casefold().map(ods_by_name)
+    if icbs["icb_ods_cd"].isna().any():
+        missing = icbs.loc[icbs["icb_ods_cd"].isna(), "icb_nm"].tolist()
+        raise ValueError(f"ICBs without an ODS code in {RAW_ICBS}: {missing}")
+    return icbs.sort_values("icb_cd").reset_index(drop=True)
+
+
 def build(raw: Path, out: Path) -> dict:
     kh03 = read_kh03(raw)
     series = read_kh03_series(raw)
@@ -288,6 +304,7 @@ def build(raw: Path, out: Path) -> dict:
         out / "trust_sites.parquet", index=False
     )
     icb_beds.to_parquet(out / "icb_trust_beds.parquet", index=False)
+    icb_codes(raw, out).to_parquet(out / "icb_codes.parquet", index=False)
     kh03_total = float(kh03[kh03["baseline"]].groupby("quarter")["beds_available"].sum().mean())
     facts = {
         "baseline_quarters": baseline_q,

@@ -172,7 +172,17 @@ def test_resolve_icb_unknown_suggests_close_matches():
     assert "did you mean" in str(excinfo.value) and "'Sussex'" in str(excinfo.value)
     with pytest.raises(InputError) as excinfo:
         geo.resolve_icb("Narnia")
-    assert "list_icbs" in str(excinfo.value)
+    assert "pathways scenario list" in str(excinfo.value)
+
+
+def test_resolve_icb_lists_every_icb_a_partial_name_fits_and_takes_ods_codes():
+    with pytest.raises(InputError) as excinfo:
+        geo.resolve_icb("London")
+    message = str(excinfo.value)
+    for part in ("North Central", "North East", "North West", "South East", "South West"):
+        assert f"'{part} London'" in message
+    assert geo.resolve_icb("QKS") == "E54000032"  # ODS code of Kent and Medway
+    assert geo.resolve_icb("qnx") == SUSSEX
 
 
 def test_mh_sites():
