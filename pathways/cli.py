@@ -1,7 +1,10 @@
 """Command line: ``pathways info | evaluate | optimise | frontier | bench | batch | app``.
 
-Errors in user input print a clear message (file, row, field) and exit with
-status 2; they never print a traceback.
+Errors in user input print a clear message (file, row, field, or the option) and exit
+with status 2; they never print a traceback. Arguments are checked by their ``type=``
+functions before any work starts; files and folders are checked before the work that
+needs them. Any other failure prints one line and exits with status 1 (``-v`` or
+``PATHWAYS_DEBUG=1`` adds the traceback). Infeasible: 3; no plan in time: 4.
 """
 
 from __future__ import annotations
@@ -9,12 +12,287 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
+import re
 import sys
+import traceback
 from pathlib import Path
 
 from pathways.errors import InfeasibleError, InputError, NoPlanInTimeError, Problem
 
 log = logging.getLogger("pathways")
+
+DEBUG_ENV = "PATHWAYS_DEBUG"
+"""Set to 1 to print the traceback of an unexpected failure (as ``-v`` does)."""
+
+MAX_TIME_LIMIT_S = 7 * 24 * 3600.0
+MAX_NODE_LIMIT = 10**9
+MAX_WORKERS = 1024
+MAX_SEED = 2**31 - 1
+MAX_BUDGET_GBP = 1e11
+MAX_OAP_TARGET = 1e8
+MAX_FRONTIER_BUDGETS = 200
+
+
+# --------------------------------------------------------------------------- arguments
+# Each ``type=`` below refuses a bad value before any work starts; argparse names the
+# option ("argument --time-limit: ...") and the parser prints it on one line.
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got '{text}'")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+
+
+def _g(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) and abs(value) < 1e16 else f"{value:g}"
+
+
+def _bounded_float(low: float, high: float, what: str, low_open: bool = False):
+    def check(text: str) -> float:
+        value = _number(text)
+        if (value <= low if low_open else value < low) or value > high:
+            above = f"above {_g(low)}" if low_open else f"at least {_g(low)}"
+            raise argparse.ArgumentTypeError(
+                f"expected {what}, {above} and at most {_g(high)}; got '{text}'"
+            )
+        return value
+
+    return check
+
+
+def _bounded_int(low: int, high: int, what: str):
+    def check(text: str) -> int:
+        value = _whole(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected {what}, a whole number from {_g(low)} to {_g(high)}; got '{text}'"
+            )
+        return value
+
+    return check
+
+
+seconds = _bounded_float(0, MAX_TIME_LIMIT_S, "seconds", low_open=True)
+gap = _bounded_float(0, 1, "a relative gap (0.005 = 0.5%)")
+node_limit = _bounded_int(1, MAX_NODE_LIMIT, "branch-and-bound nodes")
+workers = _bounded_int(0, MAX_WORKERS, "a number of workers (0 = all cores)")
+app_threads = _bounded_int(1, MAX_WORKERS, "a number of threads")
+seed = _bounded_int(0, MAX_SEED, "a seed")
+budget = _bounded_float(0, MAX_BUDGET_GBP, "GBP per year")
+oap_target = _bounded_float(0, MAX_OAP_TARGET, "OAP bed-days per year")
+port = _bounded_int(1, 65_535, "a port")
+
+
+def positive_number(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got '{text}'")
+    return value
+
+
+def budgets(text: str) -> str:
+    """``a:b:step`` in GBP per year; kept as text for the optimiser to expand."""
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(
+            f"expected a:b:step in GBP per year (e.g. 80e6:100e6:5e6), got '{text}'"
+        )
+    try:
+        a, b, step = (float(x) for x in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected three numbers a:b:step in GBP per year (e.g. 80e6:100e6:5e6), got '{text}'"
+        ) from None
+    if not all(math.isfinite(v) for v in (a, b, step)):
+        raise argparse.ArgumentTypeError(f"expected finite numbers a:b:step, got '{text}'")
+    if not 0 <= a <= b <= MAX_BUDGET_GBP or step <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected 0 <= a <= b <= {_g(MAX_BUDGET_GBP)} and step > 0, got '{text}'"
+        )
+    count = math.floor((b - a) / step + 1e-9) + 1
+    if count > MAX_FRONTIER_BUDGETS:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' gives {count:,} budgets; at most {MAX_FRONTIER_BUDGETS} are allowed "
+            "(use a larger step)"
+        )
+    return text
+
+
+_ADDRESS = re.compile(
+    r"(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+):(?P<port>\d+)/?"
+)
+
+
+def dask_address(text: str) -> str:
+    """``local:N`` (1 to 1,024 workers) or a scheduler address ``[tcp://]HOST:PORT``."""
+    if text.startswith("local:"):
+        n = text.split(":", 1)[1]
+        if not n.isdigit() or not 1 <= int(n) <= MAX_WORKERS:
+            raise argparse.ArgumentTypeError(
+                f"expected local:N with N from 1 to {MAX_WORKERS:,} workers, got '{text}'"
+            )
+        return text
+    m = _ADDRESS.fullmatch(text)
+    if not m or not 1 <= int(m["port"]) <= 65_535:
+        raise argparse.ArgumentTypeError(
+            f"expected local:N or a Dask scheduler address such as tcp://HOST:8786, got '{text}'"
+        )
+    return text
+
+
+def input_file(text: str) -> str:
+    """A file that exists and is not a folder."""
+    p = Path(text)
+    try:
+        if not p.exists():
+            raise argparse.ArgumentTypeError(f"{text}: file not found")
+        if p.is_dir():
+            raise argparse.ArgumentTypeError(f"{text}: is a folder; expected a file")
+        if not p.is_file():  # a pipe or a device: reading might never end
+            raise argparse.ArgumentTypeError(f"{text}: is not a regular file; expected a file")
+    except OSError as err:  # a name too long, say
+        raise argparse.ArgumentTypeError(f"{text}: cannot be read ({_reason(err)})") from None
+    return text
+
+
+class Parser(argparse.ArgumentParser):
+    """Reports a bad argument on one line, ``error: argument --x: ...``, with status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or str(err)
+
+
+def _problem(where: str, message: str) -> InputError:
+    return InputError(Problem(where, None, None, message))
+
+
+def _output_folder(path: str, option: str = "--out") -> Path:
+    """Make the output folder now, so a bad ``--out`` is refused before any work."""
+    out = Path(path)
+    where = f"{option} {path}"
+    if out.exists() and not out.is_dir():
+        raise _problem(where, "is a file; expected a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise _problem(where, "a part of this path is a file, not a folder") from None
+    except OSError as err:
+        raise _problem(where, f"cannot make this folder ({_reason(err)})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise _problem(where, "cannot write in this folder (permission denied)")
+    return out
+
+
+def _output_file(path: str, option: str) -> None:
+    """Refuse an output file that cannot be written (a folder, a missing folder)."""
+    p = Path(path)
+    where = f"{option} {path}"
+    if p.is_dir():
+        raise _problem(where, "is a folder; expected a file name")
+    parent = p.parent
+    if not parent.exists():
+        raise _problem(where, f"the folder {parent} does not exist")
+    if not parent.is_dir():
+        raise _problem(where, f"{parent} is a file, not a folder")
+    existed = p.exists()
+    try:
+        with open(p, "ab"):
+            pass
+    except OSError as err:
+        raise _problem(where, f"cannot write this file ({_reason(err)})") from None
+    if not existed:
+        p.unlink(missing_ok=True)
+
+
+def _check_store(url: str | None) -> None:
+    """Refuse a ``--store`` URL that cannot be used, before any work."""
+    if not url:
+        return
+    if "://" not in url:  # a file name: a SQLite store
+        _store_folder(Path(url).expanduser().parent, f"--store {url}")
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise _problem(
+            "--store",
+            "expected a database URL such as sqlite:////path/runs.db or "
+            "postgresql+psycopg2://user@host:5432/db",
+        ) from None
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        create_engine(parsed).dispose()
+    except NoSuchModuleError:
+        raise _problem(
+            f"--store {shown}", f"unknown kind of database '{parsed.drivername}'"
+        ) from None
+    except ImportError as err:
+        raise _problem(
+            f"--store {shown}",
+            f"the database driver '{err.name or parsed.drivername}' is not installed",
+        ) from None
+    database = parsed.database or ""
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database != ":memory:"
+        and not database.startswith("file:")
+    ):
+        _store_folder(Path(database).expanduser().parent, f"--store {shown}")
+
+
+def _store_folder(folder: Path, where: str) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise _problem(where, f"{folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise _problem(where, f"a part of {folder} is a file, not a folder") from None
+    except OSError as err:
+        raise _problem(where, f"cannot make the folder {folder} ({_reason(err)})") from None
+
+
+def _check_scheduler(address: str | None) -> None:
+    """Refuse a Dask scheduler address nothing listens on (quickly, before any work)."""
+    if not address or address.startswith("local:"):
+        return
+    m = _ADDRESS.fullmatch(address)
+    if not m or (m["scheme"] or "tcp") not in ("tcp", "tls"):
+        return
+    import socket
+
+    host = m["host"].strip("[]")
+    try:
+        socket.create_connection((host, int(m["port"])), timeout=10).close()
+    except OSError as err:
+        reason = _reason(err) if not isinstance(err, TimeoutError) else "no answer in 10 s"
+        raise _problem(
+            f"--dask {address}", f"cannot reach a Dask scheduler there ({reason})"
+        ) from None
 
 
 def _scenario_or_icb(arg: str):
@@ -32,13 +310,15 @@ def _scenario_or_icb(arg: str):
     try:
         code = resolve_icb(arg)
     except InputError as err:
+        suggestion = re.search(r"did you mean .*\?", err.problems[0].message)
         raise InputError(
             Problem(
                 arg,
                 None,
                 None,
-                f"is neither a scenario file nor an ICB we know ({err.problems[0].message}). "
-                "Give a scenario YAML (for example data/scenarios/sussex.yaml) or an ICB's "
+                "is neither a scenario file nor an ICB we know"
+                + (f" ({suggestion[0]})" if suggestion else "")
+                + ". Give a scenario YAML (for example data/scenarios/sussex.yaml) or an ICB's "
                 'code or name (for example E54000032 or "Kent and Medway")',
             )
         ) from None
@@ -113,6 +393,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pathways.kpis import HEADLINE_KPIS, evaluate
     from pathways.plan import load_plan
 
+    for option, path in (("--csv", args.csv), ("--xlsx", args.xlsx)):
+        if path:
+            _output_file(path, option)
     scenario = _scenario_or_icb(args.scenario)
     plan = load_plan(args.plan) if args.plan else None
     card = evaluate(scenario, plan)
@@ -163,13 +446,18 @@ def _fmt(v: float) -> str:
 def cmd_optimise(args: argparse.Namespace) -> int:
     from pathways.optimise.run import optimise_cli
 
-    return optimise_cli(args, _scenario_or_icb(args.scenario))
+    scenario = _scenario_or_icb(args.scenario)
+    _output_folder(args.out)
+    return optimise_cli(args, scenario)
 
 
 def cmd_frontier(args: argparse.Namespace) -> int:
     from pathways.optimise.run import frontier_cli
 
-    return frontier_cli(args, _scenario_or_icb(args.scenario))
+    scenario = _scenario_or_icb(args.scenario)
+    if args.out:
+        _output_folder(args.out)
+    return frontier_cli(args, scenario)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -181,8 +469,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from pathways.batch import batch_cli
+    from pathways.batch import batch_cli, load_batch_spec
 
+    load_batch_spec(args.spec)  # a spec with mistakes is refused before anything else
+    _check_store(args.store)
+    _check_scheduler(args.dask)
+    _output_folder(args.out)
     return batch_cli(args)
 
 
@@ -200,13 +492,14 @@ def cmd_app(args: argparse.Namespace) -> int:
 def cmd_users(args: argparse.Namespace) -> int:
     from dashapp.auth import users_cli
 
+    _check_store(args.store)
     return users_cli(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from pathways import __version__
 
-    p = argparse.ArgumentParser(prog="pathways", description="Crisis pathway planner")
+    p = Parser(prog="pathways", description="Crisis pathway planner")
     p.add_argument("--version", action="version", version=f"pathways {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)
@@ -218,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="scorecard of a plan (default: today's capacity)")
     s.add_argument("scenario", help="scenario YAML, ICB code (E54...) or name")
-    s.add_argument("--plan", help="plan YAML written by 'pathways optimise'")
+    s.add_argument("--plan", type=input_file, help="plan YAML written by 'pathways optimise'")
     s.add_argument("--json", action="store_true")
     s.add_argument("--csv", metavar="OUT")
     s.add_argument("--xlsx", metavar="OUT")
@@ -231,20 +524,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--mode", choices=["min_weighted", "min_cost"], help="override the scenario's objective"
     )
-    s.add_argument("--budget", type=float, help="revenue budget, GBP per year")
-    s.add_argument("--oap-target", type=float, help="min_cost mode: OAP bed-days per year at most")
-    s.add_argument("--time-limit", type=float, default=60.0, help="seconds (default 60)")
+    s.add_argument("--budget", type=budget, help="revenue budget, GBP per year")
+    s.add_argument("--oap-target", type=oap_target,
+                   help="min_cost mode: OAP bed-days per year at most")  # fmt: skip
+    s.add_argument("--time-limit", type=seconds, default=60.0, help="seconds (default 60)")
     s.add_argument(
-        "--gap", type=float, default=0.005, help="relative gap to stop at (default 0.005)"
+        "--gap", type=gap, default=0.005, help="relative gap to stop at, 0 to 1 (default 0.005)"
     )
     s.add_argument(
         "--node-limit",
-        type=int,
+        type=node_limit,
         help="branch-and-bound nodes per round: a work limit that gives the same plan on a "
         "quiet or busy machine (the time limit is then a safety net)",
     )
-    s.add_argument("--workers", type=int, default=0, help="solver threads (0 = all cores)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=workers, default=0, help="solver threads (0 = all cores)")
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--quiet", action="store_true")
     s.add_argument("--no-suppress", action="store_true", help="do not suppress counts below 5")
     s.set_defaults(func=cmd_optimise)
@@ -252,31 +546,40 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("frontier", help="optimise over a range of budgets")
     s.add_argument("scenario")
     s.add_argument(
-        "--budgets", required=True, help="a:b:step in GBP per year (e.g. 80e6:100e6:5e6)"
-    )
+        "--budgets", required=True, type=budgets,
+        help=f"a:b:step in GBP per year (e.g. 80e6:100e6:5e6), at most {MAX_FRONTIER_BUDGETS} "
+        "budgets",
+    )  # fmt: skip
     s.add_argument("--out", help="folder for frontier.csv and frontier.html")
-    s.add_argument("--time-limit", type=float, default=60.0)
-    s.add_argument("--gap", type=float, default=0.005)
-    s.add_argument("--node-limit", type=int, help="branch-and-bound nodes per round (see optimise)")
+    s.add_argument("--time-limit", type=seconds, default=60.0)
+    s.add_argument("--gap", type=gap, default=0.005)
+    s.add_argument("--node-limit", type=node_limit,
+                   help="branch-and-bound nodes per round (see optimise)")  # fmt: skip
     s.add_argument("--no-suppress", action="store_true", help="do not suppress counts below 5")
-    s.add_argument("--workers", type=int, default=0)
+    s.add_argument("--workers", type=workers, default=0)
     s.set_defaults(func=cmd_frontier)
 
     s = sub.add_parser("bench", help="public benchmarks")
     bsub = s.add_subparsers(dest="bench", required=True)
     b = bsub.add_parser("orlib", help="solve an OR-Library capXX or pmedXX instance")
-    b.add_argument("file")
-    b.add_argument("--capacity", type=float, help="capacity for files that leave it symbolic")
-    b.add_argument("--time-limit", type=float, default=300.0)
+    b.add_argument("file", type=input_file)
+    b.add_argument("--capacity", type=positive_number,
+                   help="capacity for files that leave it symbolic")  # fmt: skip
+    b.add_argument("--time-limit", type=seconds, default=300.0)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("batch", help="run a batch spec (sweeps, Monte Carlo, many ICBs)")
     s.add_argument("spec")
     s.add_argument("--out", required=True)
-    s.add_argument("--dask", help="scheduler address, or local:N for an in-process cluster")
-    s.add_argument("--workers", type=int, default=0, help="local processes (0 = all cores)")
+    s.add_argument("--dask", type=dask_address,
+                   help="scheduler address, or local:N for an in-process cluster")  # fmt: skip
+    s.add_argument("--workers", type=workers, default=0, help="local processes (0 = all cores)")
     s.add_argument("--store", help="run store URL (default: sqlite file in --out)")
+    s.add_argument(
+        "--retry-failed", action="store_true",
+        help="also run again cases that failed (cases with no plan in time always run again)",
+    )  # fmt: skip
     s.set_defaults(func=cmd_batch)
 
     s = sub.add_parser("app", help="start the web app")
@@ -285,10 +588,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to listen on (default 127.0.0.1: this computer only, no sign-in); any "
         "other address, e.g. 0.0.0.0, requires sign-in (see docs/deploy.md)",
     )  # fmt: skip
-    s.add_argument("--port", type=int, default=8050)
+    s.add_argument("--port", type=port, default=8050)
     s.add_argument("--debug", action="store_true")
     s.add_argument(
-        "--workers", type=int,
+        "--workers", type=app_threads,
         help="serve with waitress and this many threads (default on a shared address: 4)",
     )  # fmt: skip
     s.add_argument("--login", action="store_true", help="require sign-in even on 127.0.0.1")
@@ -327,6 +630,42 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into a command that stopped reading (head, less)
         sys.stderr.close()
         return 0
+    except OSError as err:  # a file that cannot be read or written, a network problem
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{_reason(err)}", file=sys.stderr)
+        _details(args)
+        return 2 if err.filename else 1
+    except Exception as err:  # noqa: BLE001 - the last resort: one line, never a traceback
+        if type(err).__name__ == "StatusNotOk":  # OR-Tools refused the model it was given
+            what = getattr(args, "scenario", None) or getattr(args, "file", None) or "the input"
+            print(
+                f"error: {what}: the solver refused the model built from this input and "
+                f"these options ({_one_line(err)})",
+                file=sys.stderr,
+            )
+            _details(args)
+            return 2
+        more = "" if _details(args) else "; run with -v for details"
+        print(
+            f"error: unexpected problem ({type(err).__name__}): {_one_line(err)}{more}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or "no message"
+
+
+def _details(args: argparse.Namespace) -> bool:
+    """Print the traceback of the exception being handled with -v or PATHWAYS_DEBUG=1.
+
+    True when it was printed.
+    """
+    if getattr(args, "verbose", False) or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        traceback.print_exc(file=sys.stderr)
+        return True
+    return False
 
 
 if __name__ == "__main__":

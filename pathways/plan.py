@@ -118,6 +118,9 @@ INCOMPLETE_HINT = (
 )
 """Added to the problems of a plan file that cannot be read, so the way out is plain."""
 
+NOT_A_FILE = ("file not found", "is a folder", "is not a regular file", "cannot be read")
+"""Problems of a path that is not a readable file (see ``read_yaml``)."""
+
 
 def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan YAML file (as written by ``pathways optimise``).
@@ -130,8 +133,8 @@ def load_plan(path: str | Path) -> Plan:
         data, text = read_yaml(path)
         return plan_from_dict(data, str(path), text)
     except InputError as err:
-        if any(p.message == "file not found" for p in err.problems):
-            raise
+        if any(p.message.startswith(NOT_A_FILE) for p in err.problems):
+            raise  # nothing was read: no hint about a cut-off file
         raise InputError([*err.problems, Problem(str(path), None, None, INCOMPLETE_HINT)]) from None
 
 

@@ -19,6 +19,7 @@ mail", J. Opl Res. Soc. 41(11) (1990) 1069-1072.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import datetime as dt
 import logging
@@ -357,6 +358,7 @@ def read_cap(path: str | Path, capacity: float | None = None) -> CflpInstance:
         Naming the file, line and field of the first malformed value.
     """
     path = Path(path)
+    _check_text_file(path)
     reader = _TokenReader(path)
     m = reader.count("number of warehouses")
     n = reader.count("number of customers")
@@ -416,6 +418,7 @@ def read_pmed(path: str | Path) -> PMedianInstance:
         is not connected.
     """
     path = Path(path)
+    _check_text_file(path)
     src = str(path)
     rows: list[tuple[int, list[str]]] = []
     with path.open(encoding="utf-8", errors="replace") as fh:
@@ -499,13 +502,52 @@ def read_pmed(path: str | Path) -> PMedianInstance:
     return PMedianInstance(distances, p)
 
 
+def _check_text_file(path: Path) -> None:
+    """Raise an InputError unless ``path`` is a readable text file.
+
+    A missing file, a folder, a file that cannot be read and a binary file (a NUL
+    byte, or bytes that are not UTF-8, in its first 64 KiB) are refused with the
+    file's name, before any parsing.
+    """
+    src = str(path)
+    try:
+        if not path.exists():
+            raise InputError(Problem(src, None, None, "file not found"))
+        if path.is_dir():
+            raise InputError(
+                Problem(src, None, None, "is a folder; expected an OR-Library text file")
+            )
+        if not path.is_file():  # a pipe or a device: reading might never end
+            raise InputError(
+                Problem(src, None, None, "is not a regular file; expected an OR-Library text file")
+            )
+        with path.open("rb") as fh:
+            head = fh.read(65536)
+    except OSError as err:
+        raise InputError(
+            Problem(src, None, None, f"cannot be read ({err.strerror or err})")
+        ) from None
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        binary = True
+    else:
+        binary = b"\x00" in head
+    if binary:
+        raise InputError(
+            Problem(src, None, None, "not a text file; expected an OR-Library capXX or pmedXX file")
+        )
+
+
 def read_orlib(path: str | Path, capacity: float | None = None) -> CflpInstance | PMedianInstance:
     """Read a ``capXX`` or ``pmedXX`` file, telling them apart.
 
     The file name decides when it starts with ``cap`` or ``pmed``; otherwise
     the first line does (two numbers: capacitated location, three: p-median).
+    A missing, unreadable or binary file raises an :class:`InputError`.
     """
     path = Path(path)
+    _check_text_file(path)
     stem = path.name.lower()
     if stem.startswith("cap"):
         return read_cap(path, capacity=capacity)
