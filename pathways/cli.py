@@ -19,6 +19,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from pathways.atomic import write_text_atomic
 from pathways.errors import InfeasibleError, InputError, NoPlanInTimeError, Problem
 
 log = logging.getLogger("pathways")
@@ -298,8 +299,8 @@ def _check_scheduler(address: str | None) -> None:
 def _scenario_or_icb(arg: str):
     """A scenario file, or an ICB (code or name) built from the bundled data.
 
-    An ICB's scenario holds modelled capacities (see ``pathways.batch.make_icb_scenario``);
-    a note on stderr says so, so nobody mistakes them for published figures.
+    An ICB's scenario starts from published beds and assumed other capacities (see
+    ``pathways.icb.make_icb_scenario``); a note on stderr says so.
     """
     from pathways.geography import resolve_icb
     from pathways.scenario import load_scenario
@@ -322,15 +323,80 @@ def _scenario_or_icb(arg: str):
                 'code or name (for example E54000032 or "Kent and Medway")',
             )
         ) from None
-    from pathways.batch import make_icb_scenario
+    from pathways.icb import make_icb_scenario
 
     scenario = make_icb_scenario(code)
     print(
-        f"note: {scenario.name} is built from bundled open data; its capacities are modelled "
-        "estimates, not published figures",
+        f"note: {scenario.name}: inpatient beds from published NHS figures (KH03); other "
+        "capacities are assumptions (pathways scenario new writes them to a file to check and "
+        "edit)",
         file=sys.stderr,
     )
     return scenario
+
+
+def cmd_scenario_new(args: argparse.Namespace) -> int:
+    from pathways.geography import resolve_icb
+    from pathways.icb import make_icb_scenario
+    from pathways.provenance import annotated_yaml
+
+    code = resolve_icb(args.icb)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".yaml", ".yml"):
+        raise _problem(f"--out {args.out}", "expected a file name ending .yaml")
+    _output_file(args.out, "--out")
+    if out.exists() and not args.force:
+        raise _problem(f"--out {args.out}", "already exists; give another name, or --force to "
+                       "replace it")  # fmt: skip
+    scenario = make_icb_scenario(code)
+    write_text_atomic(out, annotated_yaml(scenario))
+    beds = sum(s.capacity.inpatient_beds for s in scenario.sites)
+    print(
+        f"wrote {out}: {scenario.name}, {len(scenario.sites)} sites, {beds} adult acute beds "
+        "(published, KH03); the comments say which figures are published, calibrated or "
+        f"assumed. Next: pathways evaluate {out}"
+    )
+    return 0
+
+
+def cmd_scenario_list(args: argparse.Namespace) -> int:
+    from pathways.geography import list_icbs
+    from pathways.icb import icb_trust_beds
+
+    icbs = list_icbs()
+    codes = _ods_table()
+    beds = icb_trust_beds().groupby("icb_cd")["beds_available"].sum()
+    rows = [
+        {
+            "icb": r.icb_short,
+            "code": r.icb_cd,
+            "ods_code": codes.get(r.icb_cd, ""),
+            "population_mid_2015": int(r.pop_total),
+            "mental_illness_beds_kh03": round(float(beds.get(r.icb_cd, 0.0))),
+        }
+        for r in icbs.sort_values("icb_short").itertuples()
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["icb"]) for r in rows)
+    print(f"{'ICB':<{width}}  code       ODS  population  MI beds (KH03)")
+    for r in rows:
+        print(f"{r['icb']:<{width}}  {r['code']}  {r['ods_code']:<3}  "
+              f"{r['population_mid_2015']:>10,}  {r['mental_illness_beds_kh03']:>14,}")  # fmt: skip
+    return 0
+
+
+def _ods_table() -> dict[str, str]:
+    import pandas as pd
+
+    from pathways._paths import data_dir
+
+    path = data_dir() / "icb_codes.parquet"
+    if not path.exists():
+        return {}
+    table = pd.read_parquet(path, columns=["icb_cd", "icb_ods_cd"])
+    return dict(zip(table["icb_cd"], table["icb_ods_cd"], strict=True))
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -558,6 +624,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-suppress", action="store_true", help="do not suppress counts below 5")
     s.add_argument("--workers", type=workers, default=0)
     s.set_defaults(func=cmd_frontier)
+
+    s = sub.add_parser("scenario", help="start a scenario for your own ICB")
+    ssub = s.add_subparsers(dest="scenario_command", required=True)
+    n = ssub.add_parser(
+        "new",
+        help="write an editable scenario for an ICB: published beds, assumed other capacities",
+    )
+    n.add_argument("icb", help='ICB name (e.g. "Kent and Medway"), ONS code (E54...) or ODS code')
+    n.add_argument("--out", required=True, help="scenario file to write (.yaml)")
+    n.add_argument("--force", action="store_true", help="replace the file if it exists")
+    n.set_defaults(func=cmd_scenario_new)
+    ls = ssub.add_parser("list", help="the 42 ICBs with their codes, population and beds")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_scenario_list)
 
     s = sub.add_parser("bench", help="public benchmarks")
     bsub = s.add_subparsers(dest="bench", required=True)

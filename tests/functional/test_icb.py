@@ -7,6 +7,7 @@ import pytest
 
 from pathways import queues
 from pathways._paths import data_dir
+from pathways.cli import main
 from pathways.errors import InputError
 from pathways.geography import list_icbs
 from pathways.icb import (
@@ -19,13 +20,21 @@ from pathways.icb import (
     site_beds,
 )
 from pathways.kpis import evaluate
+from pathways.scenario import load_scenario
 
 
 @pytest.fixture(scope="module")
-def national():
+def national(tmp_path_factory):
+    """All 42 ICBs through ``pathways scenario new``, read back from the files it writes."""
+    folder = tmp_path_factory.mktemp("icbs")
     rows = []
     for code in list_icbs()["icb_cd"]:
-        sc = make_icb_scenario(code)
+        path = folder / f"{code}.yaml"
+        assert main(["scenario", "new", code, "--out", str(path)]) == 0
+        sc = load_scenario(path)
+        assert sc.model_dump(exclude={"base_dir"}) == make_icb_scenario(code).model_dump(
+            exclude={"base_dir"}
+        )
         k = evaluate(sc).kpis
         sb = site_beds(code)
         rows.append(
@@ -89,3 +98,28 @@ def test_calibrate_los_inverts_the_occupancy_formula():
     assert calibrate_los(3000.0, 300, 0.9999, 1.0) == (120.0, False)
     with pytest.raises(InputError, match="cannot calibrate"):
         calibrate_los(3000.0, 0, 0.9)
+
+
+def test_scenario_new_refuses_to_overwrite_and_lists_ambiguous_names(tmp_path, capsys):
+    out = tmp_path / "kent.yaml"
+    assert main(["scenario", "new", "QKS", "--out", str(out)]) == 0
+    assert "Kent and Medway" in out.read_text().splitlines()[0]
+    assert main(["scenario", "new", "Kent and Medway", "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["scenario", "new", "Kent and Medway", "--out", str(out), "--force"]) == 0
+    assert main(["scenario", "new", "London", "--out", str(tmp_path / "l.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "'North Central London'" in err and "'South West London'" in err
+    assert main(["scenario", "new", "Kent and Medway", "--out", str(tmp_path / "k.txt")]) == 2
+    assert ".yaml" in capsys.readouterr().err
+
+
+def test_scenario_list_gives_all_42_with_codes_and_published_beds(capsys):
+    import json
+
+    assert main(["scenario", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 42 and all(r["ods_code"].startswith("Q") for r in rows)
+    assert sum(r["mental_illness_beds_kh03"] for r in rows) == pytest.approx(
+        icb_trust_beds()["beds_available"].sum(), abs=42
+    )
