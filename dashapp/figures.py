@@ -9,7 +9,7 @@ a figure that says there is nothing to show.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -535,7 +535,48 @@ def capacity_chart(totals: Mapping[str, Mapping[str, float]]) -> go.Figure:
                    legend={"orientation": "h", "y": -0.2})  # fmt: skip
 
 
+# --------------------------------------------------------------------------- drawn once
+
+
+class DrawnOnce:
+    """The last few answers of a page's drawing callback, by the inputs they were drawn from.
+
+    The maps are the app's slowest answers (a thousand areas' outlines and hover texts,
+    then plotly's checks) and every session of one scenario asks for the same ones. An
+    answer is kept as plain JSON data (what the browser receives), so sessions share it
+    and nothing can change it; ``key`` must hold every input the answer depends on.
+    """
+
+    def __init__(self, size: int = 32):
+        import threading
+        from collections import OrderedDict
+
+        self.size, self.lock, self.kept = size, threading.Lock(), OrderedDict()
+
+    def get(self, key: Any, draw: Callable[[], Any]) -> Any:
+        import hashlib
+        import json
+
+        from plotly.io.json import to_json_plotly
+
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+        with self.lock:
+            if digest in self.kept:
+                self.kept.move_to_end(digest)
+                return self.kept[digest]
+        answer = json.loads(to_json_plotly(draw()))  # outside the lock: others keep answering
+        with self.lock:
+            self.kept[digest] = answer
+            while len(self.kept) > self.size:
+                self.kept.popitem(last=False)
+        return answer
+
+
+#: Shared by the pages' map callbacks (a few MB at most).
+DRAWN = DrawnOnce()
+
+
 __all__ = [
-    "BLUES", "DEPRIVATION", "GREYS", "TRAFFIC", "area_map", "capacity_chart", "compare_chart",
+    "BLUES", "DEPRIVATION", "DRAWN", "GREYS", "TRAFFIC", "DrawnOnce", "area_map", "capacity_chart", "compare_chart",
     "empty_figure", "equity_chart", "fit_view", "frontier_chart", "scorecard_chart", "site_traces",
 ]  # fmt: skip

@@ -253,7 +253,9 @@ def render(scenario_data: dict | None, metric: str | None, tile_url: str | None)
 )
 def on_render(scenario_data, metric):
     try:
-        return render(scenario_data, metric, current_config().tile_url)
+        tile_url = current_config().tile_url
+        return figures.DRAWN.get(("footprint", scenario_data, metric, tile_url),
+                                 lambda: render(scenario_data, metric, tile_url))  # fmt: skip
     except Exception as err:  # noqa: BLE001
         log.exception("footprint map failed")
         return figures.empty_figure("The map could not be drawn."), [error_message(err)]

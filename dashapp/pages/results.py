@@ -612,7 +612,9 @@ def build(scenario_data: dict | None, result: dict | None, metric: str | None, e
 )
 def on_render(scenario_data, result, metric, equity_kpi):
     try:
-        return build(scenario_data, result, metric, equity_kpi, current_config().tile_url)
+        tile_url = current_config().tile_url
+        return figures.DRAWN.get(("results", scenario_data, result, metric, equity_kpi, tile_url),
+                                 lambda: build(scenario_data, result, metric, equity_kpi, tile_url))  # fmt: skip
     except Exception as err:  # noqa: BLE001
         log.exception("results failed")
         empty = figures.empty_figure("Nothing to show.")

@@ -315,7 +315,10 @@ def on_render(scenario_data):
         key = size_key(figures.marker_size_key(sites_frame(scenario)))
         sources = figure_sources(scenario)
         rows = sources[sources["path"].isin(list(CAPACITIES))].to_dict("records")
-        return render(scenario_data, current_config().tile_url), key, capacity_sources(rows)
+        tile_url = current_config().tile_url
+        fig = figures.DRAWN.get(("services", scenario_data, tile_url),
+                                lambda: render(scenario_data, tile_url))  # fmt: skip
+        return fig, key, capacity_sources(rows)
     except Exception:  # noqa: BLE001
         log.exception("services map failed")
         return figures.empty_figure("The map could not be drawn."), None, None
