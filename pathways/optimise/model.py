@@ -58,7 +58,7 @@ from ortools.math_opt.python import mathopt
 from pathways import demand, queues
 from pathways.constraints import Goals, breaches, resolve_goals  # noqa: F401 - re-exported
 from pathways.costs import unit_cost
-from pathways.errors import InfeasibleError, NoPlanInTimeError
+from pathways.errors import InfeasibleError, InputError, NoPlanInTimeError, Problem
 from pathways.instance import Instance
 from pathways.kpis import (
     capacity_arrays,
@@ -96,6 +96,27 @@ class SolverOptions:
     max_rounds: int = 12
     tolerance: float = 5e-4
     progress: Callable[[str, float], None] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Refuse options the solver cannot honour, in words (not a crash inside it)."""
+        checks = [
+            ("time_limit_s", math.isfinite(self.time_limit_s) and 0 < self.time_limit_s <= 604_800,
+             "a number of seconds above 0 and at most a week (604,800)"),
+            ("gap", math.isfinite(self.gap) and 0 <= self.gap <= 1, "a share from 0 to 1"),
+            ("node_limit", self.node_limit is None or 1 <= self.node_limit <= 10**9,
+             "a whole number from 1 to 1,000,000,000, or None"),
+            ("workers", 0 <= self.workers <= 1024, "0 (all cores) to 1,024"),
+            ("seed", 0 <= self.seed <= 2**31 - 1, "a whole number from 0 to 2,147,483,647"),
+            ("nearest_sites", self.nearest_sites >= 1, "at least 1"),
+            ("area_groups", self.area_groups >= 1, "at least 1"),
+            ("max_rounds", self.max_rounds >= 1, "at least 1"),
+            ("tolerance", math.isfinite(self.tolerance) and self.tolerance > 0, "above 0"),
+            ("backend", self.backend in SOLVERS, "one of " + ", ".join(sorted(SOLVERS))),
+        ]  # fmt: skip
+        bad = [Problem("SolverOptions", None, name, f"expected {what}; got {getattr(self, name)!r}")
+               for name, ok, what in checks if not ok]  # fmt: skip
+        if bad:
+            raise InputError(bad)
 
 
 class MipModel:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -239,6 +240,10 @@ def optimise_cli(args, scenario: Scenario | None = None) -> int:
     return 0
 
 
+MAX_BUDGETS = 200
+"""Budgets in one frontier run (as the command line allows)."""
+
+
 def parse_budgets(text: str) -> list[float]:
     try:
         a, b, step = (float(x) for x in text.split(":"))
@@ -246,9 +251,17 @@ def parse_budgets(text: str) -> list[float]:
         raise InputError(
             Problem("--budgets", None, "budgets", f"expected a:b:step in GBP, got '{text}'")
         ) from None
-    if step <= 0 or b < a:
-        raise InputError(Problem("--budgets", None, "budgets", "expected a <= b and step > 0"))
+    if not all(math.isfinite(v) for v in (a, b, step)):
+        raise InputError(Problem("--budgets", None, "budgets", "a, b and step must be numbers"))
+    if step <= 0 or b < a or a < 0:
+        raise InputError(Problem("--budgets", None, "budgets", "expected 0 <= a <= b and step > 0"))
     n = int(np.floor((b - a) / step + 1e-9)) + 1
+    if n > MAX_BUDGETS:
+        raise InputError(
+            Problem(
+                "--budgets", None, "budgets", f"{n:,} budgets; at most {MAX_BUDGETS} in one run"
+            )
+        )
     return [a + i * step for i in range(n)]
 
 

@@ -357,3 +357,35 @@ def test_costs_never_report_infinity(sussex, monkeypatch):
     assert math.isfinite(costs.plan_costs(scenario, plan, 100.0)["total"])
     with pytest.raises(InputError, match="oap cost is not a finite number"):
         costs.plan_costs(scenario, plan, math.inf)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"time_limit_s": float("nan")},
+        {"time_limit_s": float("inf")},
+        {"time_limit_s": 0.0},
+        {"time_limit_s": 1e300},
+        {"gap": -0.1},
+        {"node_limit": 0},
+        {"seed": -1},
+        {"workers": -3},
+        {"backend": "GUROBI"},
+    ],
+)
+def test_solver_options_the_solver_cannot_honour_are_refused_in_words(kwargs):
+    from pathways.errors import InputError
+    from pathways.optimise import SolverOptions
+
+    name = next(iter(kwargs))
+    with pytest.raises(InputError, match=f"field '{name}': expected"):
+        SolverOptions(**kwargs)
+
+
+@pytest.mark.parametrize("text", ["nan:1:1", "1:inf:1", "-5:1:1", "0:1e12:1", "5:1:1", "a:b:c"])
+def test_frontier_budget_ranges_are_checked_in_the_library(text):
+    from pathways.errors import InputError
+    from pathways.optimise.run import parse_budgets
+
+    with pytest.raises(InputError, match="budgets"):
+        parse_budgets(text)
