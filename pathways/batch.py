@@ -63,6 +63,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pathways.atomic import write_csv_atomic, write_parquet_atomic, write_text_atomic
 from pathways.errors import InfeasibleError, InputError, NoPlanInTimeError, Problem
 from pathways.icb import make_icb_scenario
+from pathways.optimise.run import marginal_cost
 from pathways.plan import Plan, load_plan
 from pathways.scenario import (
     Footprint,
@@ -1567,11 +1568,8 @@ def frontier_table(results: pd.DataFrame) -> pd.DataFrame:
     parts = []
     for _, g in ok.groupby(keys, sort=False, dropna=False) if keys else [(None, ok)]:
         g = g.sort_values(BUDGET_PATH)
-        d_cost = g["total_cost_gbp_per_year"].diff()
-        d_oap = -g["oap_bed_days_per_year"].diff()
-        g = g.assign(
-            marginal_gbp_per_oap_bed_day_avoided=np.where(d_oap > 1e-6, d_cost / d_oap, np.nan)
-        )
+        # the one definition the CLI and the app's frontier use too
+        g = g.assign(marginal_gbp_per_oap_bed_day_avoided=marginal_cost(g).to_numpy())
         parts.append(g)
     cols = [
         *keys,
