@@ -154,7 +154,9 @@ def _check_args(reps: int, seed: int, years: float, warmup_days: float) -> None:
         ok = isinstance(v, int | float) and math.isfinite(v)
         ok = ok and (v > low if low is not None else v >= 0)
         if not ok:
-            problems.append(Problem("simulate", None, name, "must be a finite number, > 0 for years"))
+            problems.append(
+                Problem("simulate", None, name, "must be a finite number, > 0 for years")
+            )
     if isinstance(years, int | float) and math.isfinite(years) and round(years * DAYS_PER_YEAR) < 1:
         problems.append(Problem("simulate", None, "years", "must cover at least one day"))
     if problems:
@@ -307,9 +309,7 @@ def _peak_in_window(run: engine.NodeRun, w0: float, horizon: float) -> float:
     if run.servers == 0 or len(run.stay_start) == 0:
         return 0.0
     times = np.concatenate([run.stay_start, run.stay_end, [w0]])
-    steps = np.concatenate(
-        [np.ones(len(run.stay_start)), -np.ones(len(run.stay_end)), [0.0]]
-    )
+    steps = np.concatenate([np.ones(len(run.stay_start)), -np.ones(len(run.stay_end)), [0.0]])
     order = np.lexsort((steps, times))  # at equal times, a departure before an arrival
     busy = np.cumsum(steps[order])
     t = times[order]
