@@ -256,7 +256,7 @@ def simulate(
         # out-of-area placements: those blocked since time 0, plus those already away
         # at time 0 (stationary count for the analytic blocked stream)
         oap_mean = q.oap_los_days
-        k0 = int(g_oap.poisson(pool_load / mean * pool_block0 * oap_mean)) if beds else 0
+        k0 = int(g_oap.poisson(pool_load / mean * pool_block0 * oap_mean))
         t_oap = t[~run.admitted]
         o_start = np.concatenate([np.zeros(k0), t_oap])
         o_end = np.concatenate(

@@ -190,6 +190,21 @@ def test_plan_capacity_changes_the_simulation(sussex):
     assert hi < 0.02 and hi > lo  # fewer OAPs than today's 2.4%, and a real interval
 
 
+def test_no_beds_sends_every_admission_out_of_area(sussex):
+    plan = baseline_plan(sussex)
+    sites = []
+    for sp in plan.sites:
+        cap = sp.capacity.model_dump()
+        cap["inpatient_beds"] = 0
+        sites.append(SitePlan(site_id=sp.site_id, capacity=Capacity(**cap)))
+    r = simulate(sussex, Plan(name="no beds", sites=tuple(sites), hub=plan.hub), reps=3, seed=2)
+    reps = r.replications
+    assert (reps["inpatient_blocked_share"] == 1.0).all()
+    assert (reps["inpatient_occupancy"] == 0.0).all()
+    assert (reps["oap_placements_per_year"] == reps["admissions_per_year"]).all()
+    assert (reps["oap_any_day_share"] == 1.0).all()
+
+
 # ----------------------------------------------------------------------------- helpers, inputs
 
 
