@@ -60,18 +60,54 @@ PROPERTY_TYPES: dict[str, tuple[tuple[type, ...], Any]] = {
 }
 
 
+TABLE_IDS = frozenset(
+    {"services-table", "compare-saved", "compare-table", "results-scorecard",
+     "results-quintiles", "results-changes", "results-frontier-table"}
+)  # fmt: skip
+"""The app's tables: their ``data`` is a list of rows, each an object."""
+MAX_JSON_INT = 2**53
+"""A JavaScript number is exact up to 2**53: no browser sends a larger whole number."""
+
+
+def _too_large(body: Any) -> bool:
+    """Whether a request holds a whole number no browser could send (bounded walk)."""
+    stack, seen = [body], 0
+    while stack and seen < 1_000_000:
+        node = stack.pop()
+        seen += 1
+        if isinstance(node, bool):
+            continue
+        if isinstance(node, int):
+            if abs(node) > MAX_JSON_INT:
+                return True
+        elif isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def _fix_property(item: dict) -> bool:
     """Replace a value of the wrong kind for its property; ``True`` if replaced."""
     prop, value = item.get("property"), item.get("value")
     if prop in PROPERTY_TYPES:
         kinds, fallback = PROPERTY_TYPES[prop]
         if not _fits(value, kinds) or (
-            prop == "pathname" and not str(value or "/").startswith("/")
+            prop == "pathname" and value is not None and not str(value).startswith("/")
         ):
             item["value"] = fallback
             return True
     elif prop == "value" and isinstance(value, dict):  # no field of the app holds an object
         item["value"] = None
+        return True
+    elif (
+        prop == "data"
+        and item.get("id") in TABLE_IDS
+        and not (
+            value is None or (isinstance(value, list) and all(isinstance(r, dict) for r in value))
+        )
+    ):  # a table's rows are objects
+        item["value"] = []
         return True
     elif prop == "selected_rows" and not (
         value is None or (isinstance(value, list) and all(_fits(v, (int,)) for v in value))
@@ -124,6 +160,8 @@ def problem(body: Any) -> str | None:
     changed = body.get("changedPropIds", [])
     if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
         return "a callback request's 'changedPropIds' must be a list of names"
+    if _too_large(body):
+        return "a callback request holds a whole number larger than a browser can send"
     return None
 
 
