@@ -68,6 +68,8 @@ from pathways.plan import Plan, load_plan
 from pathways.scenario import (
     Footprint,
     Frozen,
+    Int,
+    Num,
     Scenario,
     _line_index,
     load_scenario,
@@ -140,9 +142,9 @@ def _range_ok(low: float, high: float) -> None:
 
 class Triangular(_Dist):
     dist: Literal["triangular"]
-    low: float
-    mode: float
-    high: float
+    low: Num
+    mode: Num
+    high: Num
 
     @model_validator(mode="after")
     def _ordered(self) -> Triangular:
@@ -164,8 +166,8 @@ class Triangular(_Dist):
 
 class Uniform(_Dist):
     dist: Literal["uniform"]
-    low: float
-    high: float
+    low: Num
+    high: Num
 
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
@@ -186,10 +188,10 @@ class Normal(_Dist):
     """Normal, optionally truncated to ``[low, high]`` (sampled by inverse CDF)."""
 
     dist: Literal["normal"]
-    mean: float
-    sd: float = Field(gt=0)
-    low: float | None = None
-    high: float | None = None
+    mean: Num
+    sd: Num = Field(gt=0)
+    low: Num | None = None
+    high: Num | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Normal:
@@ -223,8 +225,8 @@ class LogNormal(_Dist):
     """Log-normal with the given median and sigma (standard deviation of the log)."""
 
     dist: Literal["lognormal"]
-    median: float = Field(gt=0)
-    sigma: float = Field(gt=0)
+    median: Num = Field(gt=0)
+    sigma: Num = Field(gt=0)
 
     def sample(self, rng: np.random.Generator) -> float:
         try:
@@ -241,23 +243,23 @@ Distribution = Annotated[Triangular | Uniform | Normal | LogNormal, Field(discri
 
 
 class MonteCarlo(Frozen):
-    samples: int = Field(ge=1, le=100_000, description="number of samples")
-    seed: int = Field(ge=0, description="root seed of numpy.random.SeedSequence")
+    samples: Int = Field(ge=1, le=100_000, description="number of samples")
+    seed: Int = Field(ge=0, description="root seed of numpy.random.SeedSequence")
     parameters: dict[str, Distribution] = Field(min_length=1)
 
 
 class SolverSpec(Frozen):
     """Solver settings for optimise and frontier runs (each case runs single-threaded)."""
 
-    time_limit_s: float = Field(60.0, gt=0)
-    gap: float = Field(0.005, ge=0, le=1)
-    backend: str | None = None
-    nearest_sites: int | None = Field(None, ge=1)
-    max_rounds: int | None = Field(None, ge=1)
+    time_limit_s: Num = Field(60.0, gt=0, le=604_800)
+    gap: Num = Field(0.005, ge=0, le=1)
+    backend: Literal["HIGHS", "SCIP"] | None = None
+    nearest_sites: Int | None = Field(None, ge=1)
+    max_rounds: Int | None = Field(None, ge=1)
 
 
 class RobustSpec(Frozen):
-    max_candidates: int = Field(
+    max_candidates: Int = Field(
         ROBUST_MAX_CANDIDATES, ge=1, description="most frequent sample plans compared"
     )
 
@@ -274,7 +276,7 @@ class BatchSpec(Frozen):
     budgets: list[float] | None = Field(None, description="frontier runs: revenue budgets, GBP")
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     monte_carlo: MonteCarlo | None = None
-    seed: int = Field(0, ge=0, description="root seed when there is no Monte Carlo section")
+    seed: Int = Field(0, ge=0, description="root seed when there is no Monte Carlo section")
     solver: SolverSpec = SolverSpec()
     robust: RobustSpec = RobustSpec()
     spec_dir: str | None = Field(None, exclude=True, description="folder of the spec file")

@@ -389,3 +389,22 @@ def test_frontier_budget_ranges_are_checked_in_the_library(text):
 
     with pytest.raises(InputError, match="budgets"):
         parse_budgets(text)
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"seed": "12"}, "seed"),
+        ({"run": "optimise", "solver": {"time_limit_s": True}}, "solver.time_limit_s"),
+        ({"run": "optimise", "solver": {"time_limit_s": 1e9}}, "solver.time_limit_s"),
+        ({"run": "optimise", "solver": {"backend": "GUROBI"}}, "solver.backend"),
+        ({"monte_carlo": {"samples": "10", "seed": 1, "parameters": {}}}, "monte_carlo.samples"),
+    ],
+)
+def test_batch_spec_fields_are_as_strict_as_scenario_fields(extra, field):
+    from pathways.batch import batch_spec_from_dict
+    from pathways.errors import InputError
+
+    spec = {"name": "x", "base": "data/scenarios/sussex.yaml", **extra}
+    with pytest.raises(InputError, match=f"field '{field}"):
+        batch_spec_from_dict(spec)
