@@ -28,7 +28,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 OPTIMISE_TIME_LIMIT_S = 30
 #: A run's own time limit plus evaluation, on a busy two-core machine, with room to spare.
 OPTIMISE_TIMEOUT_S = 420
-STEP_TIMEOUT_S = 30
+STEP_TIMEOUT_S = 120  # generous: a loaded 2-core machine can take a minute for a first map
 #: What the Optimise page says when a run ends with a plan (see pages/optimise.py).
 FINISHED_WITH_A_PLAN = (
     "The optimiser found the best plan",
