@@ -25,17 +25,20 @@ def test_demo_is_sussex_and_round_trips_through_the_store():
     assert state.scenario_from_store(None) == state.demo_scenario()
 
 
-def test_other_icb_gets_assumed_capacity_at_its_mental_health_sites():
+def test_other_icb_gets_published_beds_at_its_hospital_sites_and_assumed_candidates():
+    from pathways.icb import site_beds
+
     s = state.scenario_for_icb(DORSET)
-    mh = geography.load_mh_sites(DORSET)
     assert s.footprint.icb == DORSET
-    assert set(mh.index) <= {x.site_id for x in s.sites if x.status == "existing"}
-    assert sum(x.capacity.inpatient_beds for x in s.sites) > 0
-    assert all(x.illustrative for x in s.sites)
-    assert all("assum" in x.note.lower() for x in s.sites if x.site_id in mh.index)
+    hospitals = [x for x in s.sites if not x.site_id.startswith("CAND")]
+    # the ICB's hospital sites with at least a ward's share of its published beds
+    assert {x.site_id for x in hospitals} <= set(site_beds(DORSET)["site_id"])
+    assert all(x.status == "existing" and x.capacity.inpatient_beds >= 10 for x in hospitals)
+    assert all("Beds PUBLISHED" in x.note and not x.illustrative for x in hospitals)
     candidates = [x for x in s.sites if x.status == "candidate"]
-    assert candidates
+    assert candidates and all(x.illustrative and "ASSUMED" in x.note for x in candidates)
     assert all(set(x.services) == {"crisis_house", "mobile_team"} for x in candidates)
+    assert s.provenance["inpatient_beds"].startswith("published:")
     assert s.hub.day >= 1
 
 
