@@ -393,6 +393,9 @@ def test_ctrl_c_on_the_command_line_then_resume(tmp_path):
          "--workers", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, start_new_session=True,
         env={**os.environ, "COLUMNS": "120"},
+        # as from a terminal: a test run in the background (where the shell ignores
+        # SIGINT, and children inherit that) must not make Ctrl-C a no-op
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
