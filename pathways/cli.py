@@ -360,11 +360,11 @@ def cmd_scenario_new(args: argparse.Namespace) -> int:
 
 
 def cmd_scenario_list(args: argparse.Namespace) -> int:
-    from pathways.geography import list_icbs
+    from pathways.geography import icb_ods_codes, list_icbs
     from pathways.icb import icb_trust_beds
 
     icbs = list_icbs()
-    codes = _ods_table()
+    codes = icb_ods_codes()
     beds = icb_trust_beds().groupby("icb_cd")["beds_available"].sum()
     rows = [
         {
@@ -385,18 +385,6 @@ def cmd_scenario_list(args: argparse.Namespace) -> int:
         print(f"{r['icb']:<{width}}  {r['code']}  {r['ods_code']:<3}  "
               f"{r['population_mid_2015']:>10,}  {r['mental_illness_beds_kh03']:>14,}")  # fmt: skip
     return 0
-
-
-def _ods_table() -> dict[str, str]:
-    import pandas as pd
-
-    from pathways._paths import data_dir
-
-    path = data_dir() / "icb_codes.parquet"
-    if not path.exists():
-        return {}
-    table = pd.read_parquet(path, columns=["icb_cd", "icb_ods_cd"])
-    return dict(zip(table["icb_cd"], table["icb_ods_cd"], strict=True))
 
 
 def cmd_info(args: argparse.Namespace) -> int:

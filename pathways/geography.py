@@ -268,7 +268,7 @@ def clear_cache() -> None:
     _read_lsoas_cached.cache_clear()
     _icb_table_cached.cache_clear()
     _read_sites_cached.cache_clear()
-    _ods_codes.cache_clear()
+    _icb_ods_codes_cached.cache_clear()
 
 
 # --------------------------------------------------------------------------- bundled tables
@@ -386,13 +386,22 @@ def resolve_icb(code_or_name: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _ods_codes() -> dict[str, str]:
-    """ODS ICB codes (Q..) -> ONS codes (E54...), from ``data/icb_codes.parquet``."""
+def _icb_ods_codes_cached() -> dict[str, str]:
     path = data_dir() / "icb_codes.parquet"
     if not path.exists():
         return {}
     table = pd.read_parquet(path, columns=["icb_cd", "icb_ods_cd"])
-    return dict(zip(table["icb_ods_cd"], table["icb_cd"], strict=True))
+    return dict(zip(table["icb_cd"], table["icb_ods_cd"], strict=True))
+
+
+def icb_ods_codes() -> dict[str, str]:
+    """ONS ICB codes (E54...) -> ODS codes (Q..), from ``data/icb_codes.parquet``."""
+    return dict(_icb_ods_codes_cached())
+
+
+def _ods_codes() -> dict[str, str]:
+    """ODS ICB codes (Q..) -> ONS codes (E54...)."""
+    return {ods: code for code, ods in _icb_ods_codes_cached().items()}
 
 
 def load_footprint(code_or_name: str, columns: Iterable[str] | None = None) -> gpd.GeoDataFrame:
