@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -963,8 +964,44 @@ def _polish(inst: Instance, built: Built, opts: SolverOptions, best, name: str, 
         unfix_integers(saved)
 
 
-def run_solver(built: Built, opts: SolverOptions, seconds: float, hint: dict | None = None):
-    """One MathOpt solve; stores the incumbent's values on the model."""
+# A row of HiGHS's branch-and-bound table: optional source letter, nodes processed, in
+# queue, leaves, explored share, then BestBound, BestSol and Gap (either may be "inf").
+_HIGHS_ROW = re.compile(
+    r"^\s*[A-Za-z]?\s+\d+\s+\d+\s+\d+\s+[\d.]+%\s+(\S+)\s+(\S+)\s+(?:\S+%|inf|Large)"
+)
+
+
+def parse_highs_row(line: str) -> tuple[float, float] | None:
+    """(best bound, best solution) from one line of HiGHS's MIP log, or None.
+
+    Either value is ``nan`` while HiGHS has none (it prints ``inf`` or ``-inf``).
+    """
+    m = _HIGHS_ROW.match(line)
+    if m is None:
+        return None
+    out = []
+    for text in m.groups():
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+        out.append(value if math.isfinite(value) else math.nan)
+    return out[0], out[1]
+
+
+def run_solver(
+    built: Built,
+    opts: SolverOptions,
+    seconds: float,
+    hint: dict | None = None,
+    live: Callable[[float, float], None] | None = None,
+):
+    """One MathOpt solve; stores the incumbent's values on the model.
+
+    ``live(bound, best)`` is called as HiGHS's log reports progress (the model's best
+    bound and best solution so far, ``nan`` while there is none), so a long search can
+    show where it stands.
+    """
     params = mathopt.SolveParameters(
         time_limit=timedelta(seconds=max(seconds, 0.1)),
         relative_gap_tolerance=opts.gap,
@@ -981,8 +1018,28 @@ def run_solver(built: Built, opts: SolverOptions, seconds: float, hint: dict | N
         model_params = mathopt.ModelSolveParameters(
             solution_hints=[mathopt.SolutionHint(variable_values=hint)]
         )
+    msg_cb = None
+    if live is not None and opts.backend == "HIGHS":
+        # HiGHS first completes a partial warm start by solving a smaller MIP, and logs
+        # that search's table too; its bound is for the smaller problem, so its rows are
+        # skipped (from "Attempting to find feasible solution" to its "Solving report").
+        in_start = [False]
+
+        def msg_cb(lines: list[str]) -> None:
+            for line in lines:
+                if line.startswith("Attempting to find feasible solution"):
+                    in_start[0] = True
+                elif in_start[0] and line.startswith("Solving report"):
+                    in_start[0] = False
+                elif not in_start[0] and (row := parse_highs_row(line)) is not None:
+                    live(*row)
+
     result = mathopt.solve(
-        built.solver.model, SOLVERS[opts.backend], params=params, model_params=model_params
+        built.solver.model,
+        SOLVERS[opts.backend],
+        params=params,
+        model_params=model_params,
+        msg_cb=msg_cb,
     )
     if result.has_primal_feasible_solution():
         built.solver.values = result.variable_values()
@@ -1071,7 +1128,22 @@ def solve(
         if remaining <= 0.5:
             break
         progress(f"solving (round {rounds})")
-        result = run_solver(built, opts, remaining, hint_vals)
+
+        def live(db: float, model_best: float, rounds: int = rounds) -> None:
+            # HiGHS's own incumbent is the model's estimate of a plan's objective (the
+            # plan is judged exactly once the round ends); its bound is valid as it stands.
+            lower = max(bound, db) if math.isfinite(db) else bound
+            found = [x for x in (best.objective, model_best) if x is not None and math.isfinite(x)]
+            shown = f"best {min(found):,.1f}" if found else "no plan yet"
+            tail = ""
+            if math.isfinite(lower):
+                tail = f", bound {lower:,.1f}"
+                if found:
+                    tail += f" (gap {_gap(min(found), lower):.1%})"
+            frac = min(0.9, 0.05 + 0.85 * elapsed() / max(opts.time_limit_s, 1e-9))
+            report(f"searching (round {rounds}): {shown}{tail}", frac)
+
+        result = run_solver(built, opts, remaining, hint_vals, live=live)
         reason, limit = result.termination.reason, result.termination.limit
         log.debug("termination %s", result.termination)
         db = result.termination.objective_bounds.dual_bound
