@@ -19,6 +19,7 @@ from pathways.errors import InfeasibleError
 from pathways.kpis import evaluate
 from pathways.plan import Plan, SitePlan, baseline_plan
 from pathways.scenario import Capacity, with_changes
+from tests.dash_text import component_text as _text
 
 SUSSEX = "E54000053"
 DORSET = "E54000041"
@@ -49,23 +50,6 @@ def demo() -> dict:
 
 def _upload(text: str, mime: str = "text/csv") -> str:
     return f"data:{mime};base64," + base64.b64encode(text.encode()).decode()
-
-
-def _text(component) -> str:
-    """All text inside a Dash component tree (for asserting on messages)."""
-    if component is None or component is no_update:
-        return ""
-    if isinstance(component, dict):  # a stored message
-        return " ".join([str(component.get("head", "")), *map(str, component.get("lines", []))])
-    if isinstance(component, str | int | float):
-        return str(component)
-    if isinstance(component, list | tuple):
-        return " ".join(_text(c) for c in component)
-    out = [_text(getattr(component, "children", None))]
-    data = getattr(component, "data", None)
-    if isinstance(data, list):
-        out += [" ".join(str(v) for v in row.values()) for row in data]
-    return " ".join(out)
 
 
 def _fresh_result(scenario) -> dict:

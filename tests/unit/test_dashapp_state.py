@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from dashapp import state
-from pathways import geography
 from pathways.errors import InfeasibleError, InputError
 from pathways.scenario import scenario_to_dict
 

@@ -14,6 +14,7 @@ from pathways.io import assumptions_table, write_xlsx
 from pathways.kpis import evaluate
 from pathways.provenance import basis, figure_sources
 from pathways.scenario import dump_scenario, load_scenario, with_changes
+from tests.dash_text import component_text as _text
 
 SUSSEX = "data/scenarios/sussex.yaml"
 
@@ -90,16 +91,6 @@ def pages(tmp_path_factory):
         services=sys.modules["dashapp.pages.services"],
         assumptions=sys.modules["dashapp.pages.assumptions"],
     )
-
-
-def _text(component) -> str:
-    if component is None:
-        return ""
-    if isinstance(component, str | int | float):
-        return str(component)
-    if isinstance(component, list | tuple):
-        return " ".join(_text(c) for c in component)
-    return _text(getattr(component, "children", None))
 
 
 def test_the_services_page_shows_where_each_capacity_comes_from(pages):

@@ -11,6 +11,7 @@ from dash import no_update
 
 from dashapp import state
 from pathways.icb import make_icb_scenario
+from tests.dash_text import component_text as _text
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +34,6 @@ def config(tmp_path, monkeypatch):
 def _upload(text: str | bytes) -> str:
     raw = text.encode() if isinstance(text, str) else text
     return "data:application/x-yaml;base64," + base64.b64encode(raw).decode()
-
-
-def _text(component) -> str:
-    if component is None or component is no_update:
-        return ""
-    if isinstance(component, str | int | float):
-        return str(component)
-    if isinstance(component, list | tuple):
-        return " ".join(_text(c) for c in component)
-    if isinstance(component, dict):  # a DataTable's rows
-        return " ".join(_text(v) for v in component.values())
-    parts = [_text(getattr(component, "children", None))]
-    parts += [_text(r) for r in getattr(component, "data", None) or []]
-    return " ".join(parts)
 
 
 def test_a_downloaded_scenario_opens_again_unchanged(pages):

@@ -15,6 +15,7 @@ import pytest
 from dashapp import state
 from dashapp.auth import Identity
 from pathways.errors import InputError
+from tests.dash_text import component_text as _text
 
 ALICE = Identity(user="alice", team="brighton", signed_in=True)
 BOB = Identity(user="bob", team="hastings", signed_in=True)
@@ -39,17 +40,6 @@ def config(tmp_path, monkeypatch) -> state.AppConfig:
 @pytest.fixture
 def demo() -> dict:
     return state.scenario_to_store(state.demo_scenario())
-
-
-def _text(component) -> str:
-    if component is None:
-        return ""
-    if isinstance(component, str):
-        return component
-    children = getattr(component, "children", None)
-    if isinstance(children, list | tuple):
-        return " ".join(_text(c) for c in children)
-    return _text(children)
 
 
 def _rows(compare, config, who):

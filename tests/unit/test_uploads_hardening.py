@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from dashapp import state
 from pathways import geography, travel, uploads
 from pathways.errors import InputError
+from tests.dash_text import component_text as _text
 
 SUSSEX = "E54000053"
 FUZZ_EXAMPLES = int(os.environ.get("PATHWAYS_FUZZ_EXAMPLES", "200"))
@@ -66,23 +67,6 @@ def demo() -> dict:
 def _payload(data: bytes | str, mime: str = "text/csv") -> str:
     raw = data.encode() if isinstance(data, str) else data
     return f"data:{mime};base64," + base64.b64encode(raw).decode()
-
-
-def _text(component) -> str:
-    """All text inside a Dash component tree."""
-    if component is None or component is no_update:
-        return ""
-    if isinstance(component, str | int | float):
-        return str(component)
-    if isinstance(component, list | tuple):
-        return " ".join(_text(c) for c in component)
-    if isinstance(component, dict):
-        return " ".join(map(str, component.values()))
-    out = [_text(getattr(component, "children", None))]
-    data = getattr(component, "data", None)  # a problems table
-    if isinstance(data, list):
-        out += [" ".join(str(v) for v in row.values()) for row in data]
-    return " ".join(out)
 
 
 def _files(folder: Path) -> list[Path]:
