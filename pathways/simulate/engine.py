@@ -184,3 +184,47 @@ def simulate_loss_node(
         out["blocked_share"][r] = lost / n if n else np.nan
         out["occupancy"][r] = (g[1] - g[0]) / (servers * days) if servers > 0 else 0.0
     return out
+
+
+# ----------------------------------------------------------------------------- time
+
+
+APRIL_1_DAY_OF_YEAR = 90
+"""0-based day of the year of 1 April: the measured window starts on 1 April (the NHS
+financial year), on a Monday at 00:00."""
+
+
+def time_factor(
+    t: np.ndarray, w0: float, week: np.ndarray | None, amplitude: float, peak_day: float
+) -> np.ndarray:
+    """Arrival rate at times ``t`` (days) relative to the yearly mean.
+
+    ``week``: 168 hourly factors with mean 1 (Monday 00:00 first; None = flat);
+    season: ``1 + amplitude x cos(2 pi (day of year - peak) / 365)``.
+    """
+    t = np.asarray(t, float)
+    f = np.ones(t.shape)
+    if week is not None:
+        f *= week[(np.floor((t - w0) * 24.0).astype(np.int64)) % 168]
+    if amplitude:
+        doy = (APRIL_1_DAY_OF_YEAR + (t - w0)) % 365.0
+        f *= 1.0 + amplitude * np.cos(2 * math.pi * (doy - (peak_day - 1.0)) / 365.0)
+    return f
+
+
+def varying_times(
+    rng: np.random.Generator,
+    per_day: float,
+    horizon: float,
+    w0: float,
+    week: np.ndarray | None,
+    amplitude: float,
+    peak_day: float,
+) -> np.ndarray:
+    """Sorted times of a Poisson process whose rate follows :func:`time_factor` (thinning)."""
+    top = (float(week.max()) if week is not None else 1.0) * (1.0 + amplitude)
+    t = poisson_times(rng, per_day * top, horizon)
+    u = rng.random(len(t))
+    if week is None and not amplitude:
+        return t
+    return t[u * top < time_factor(t, w0, week, amplitude, peak_day)]
