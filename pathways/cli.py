@@ -1,4 +1,4 @@
-"""Command line: ``pathways info | evaluate | optimise | frontier | bench | batch | app``.
+"""Command line: ``pathways info | evaluate | simulate | validate | optimise | frontier | bench | batch | app``.
 
 Errors in user input print a clear message (file, row, field, or the option) and exit
 with status 2; they never print a traceback. Arguments are checked by their ``type=``
@@ -96,6 +96,12 @@ seed = _bounded_int(0, MAX_SEED, "a seed")
 budget = _bounded_float(0, MAX_BUDGET_GBP, "GBP per year")
 oap_target = _bounded_float(0, MAX_OAP_TARGET, "OAP bed-days per year")
 port = _bounded_int(1, 65_535, "a port")
+MAX_REPS = 100_000
+reps = _bounded_int(1, MAX_REPS, "a number of replications")
+sim_years = _bounded_float(0, 100, "years", low_open=True)
+warmup_days = _bounded_float(0, 3650, "days")
+repatriation_days = _bounded_float(0, 365, "days")
+seasonal_amplitude = _bounded_float(0, 0.99, "a share of the yearly mean (0.1 = 10%)")
 
 
 def positive_number(text: str) -> float:
@@ -497,6 +503,58 @@ def _fmt(v: float) -> str:
     return f"{v:.3f}"
 
 
+def _simulation_inputs(args: argparse.Namespace):
+    from pathways.plan import load_plan
+
+    for option, path in (("--json", getattr(args, "json", None)),
+                         ("--xlsx", getattr(args, "xlsx", None))):  # fmt: skip
+        if path:
+            _output_file(path, option)
+    _check_scheduler(args.dask)
+    scenario = _scenario_or_icb(args.scenario)
+    plan = load_plan(args.plan) if args.plan else None
+    return scenario, plan
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from pathways.simulate.report import simulate_cli
+
+    return simulate_cli(args, *_simulation_inputs(args))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pathways.simulate.report import validate_cli
+
+    return validate_cli(args, *_simulation_inputs(args))
+
+
+def _simulation_options(s: argparse.ArgumentParser, default_reps: int) -> None:
+    s.add_argument("scenario", help="scenario YAML, ICB code (E54...) or name")
+    s.add_argument("--plan", type=input_file, help="plan YAML written by 'pathways optimise'")
+    s.add_argument("--reps", type=reps, default=default_reps,
+                   help=f"replications (default {default_reps})")  # fmt: skip
+    s.add_argument("--seed", type=seed, default=0, help="root seed (default 0)")
+    s.add_argument("--years", type=sim_years, help="measured years per replication (default 1)")
+    s.add_argument("--warmup-days", type=warmup_days, help="days discarded first (default 60)")
+    s.add_argument("--analytic", action="store_true",
+                   help="the analytic model's assumptions: no season, exponential stays, "
+                   "no repatriation")  # fmt: skip
+    s.add_argument("--los", choices=["lognormal", "exponential", "fixed"],
+                   help="law of lengths of stay (default lognormal)")  # fmt: skip
+    s.add_argument("--repatriation", choices=["after_days", "never"],
+                   help="out-of-area placements come back to a freed local bed (default "
+                   "after_days)")  # fmt: skip
+    s.add_argument("--repatriation-days", type=repatriation_days,
+                   help="days away before coming back (default 7)")  # fmt: skip
+    s.add_argument("--seasonal-amplitude", type=seasonal_amplitude,
+                   help="winter peak above the yearly mean, 0 to 0.99 (default 0.1)")  # fmt: skip
+    s.add_argument("--workers", type=workers, default=1,
+                   help="local processes (default 1; 0 = all cores)")  # fmt: skip
+    s.add_argument("--dask", type=dask_address,
+                   help="run replications on Dask: scheduler address, or local:N")  # fmt: skip
+    s.add_argument("--json", metavar="OUT", help="write every KPI, replication and day as JSON")
+
+
 def cmd_optimise(args: argparse.Namespace) -> int:
     from pathways.optimise.run import optimise_cli
 
@@ -571,6 +629,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--xlsx", metavar="OUT")
     s.add_argument("--no-suppress", action="store_true", help="do not suppress counts below 5")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("simulate", help="simulate a plan's pathway: KPIs with 95% intervals")
+    _simulation_options(s, 20)
+    s.add_argument("--xlsx", metavar="OUT", help="write the tables as an Excel workbook")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("validate", help="analytic against simulated KPIs, and why they differ")
+    _simulation_options(s, 10)
+    s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("optimise", help="suggest capacity and sites")
     s.add_argument("scenario")
