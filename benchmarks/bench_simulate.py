@@ -1,11 +1,12 @@
-"""Time the loss-node simulation on the Sussex demo; prints a Markdown table.
+"""Time the pathway simulation on the Sussex demo; prints a Markdown table.
 
-Seconds per simulated year per replication = wall time of one ``simulate`` call
-(which includes one ``evaluate`` for the analytic column) / (reps x years); the
-warm-up (60 days a replication) is not counted in the simulated years. Median of
-``--repeats`` runs after one warm-up call.
+Rows: one replication of one simulated year of the whole Sussex pathway (default
+settings: season, lognormal stays, repatriation; and the analytic settings), run in
+this process (median of ``--repeats`` after one warm-up call, ``evaluate`` and
+``prepare`` excluded: the model is built once); then ``--reps`` replications through
+``simulate`` on ``--workers`` local processes (one timed call, pool start included).
 
-Usage: python benchmarks/bench_simulate.py [--repeats N]
+Usage: python benchmarks/bench_simulate.py [--repeats 5] [--reps 100] [--workers 2]
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ import statistics
 import time
 from pathlib import Path
 
-from pathways import evaluate, load_scenario, prepare
-from pathways.simulate import simulate
+import numpy as np
+
+from pathways import load_scenario, prepare
+from pathways.simulate import SimParams, simulate
+from pathways.simulate.des import run_replication
+from pathways.simulate.model import build_model
 
 SUSSEX = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "sussex.yaml"
 
@@ -35,27 +40,23 @@ def median_seconds(fn, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     inst = prepare(load_scenario(SUSSEX))
-    cases = [
-        ("20 reps x 1 year, exponential stays", 20, 1.0, None),
-        ("5 reps x 4 years, exponential stays", 5, 4.0, None),
-        ("1 rep x 20 years, exponential stays", 1, 20.0, None),
-        ("20 reps x 1 year, lognormal stays (CV 1)", 20, 1.0, 1.0),
-    ]
-    t_eval = median_seconds(lambda: evaluate(inst), args.repeats)
+    model, _, _ = build_model(inst)
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    print("| case | median s per call | s per simulated year per replication |")
-    print("|---|---:|---:|")
-    print(f"| evaluate only (analytic column) | {t_eval:.3f} | |")
-    for name, reps, years, cv in cases:
-        t = median_seconds(
-            lambda reps=reps, years=years, cv=cv: simulate(
-                inst, reps=reps, seed=0, years=years, los_cv=cv
-            ),
-            args.repeats,
-        )
-        print(f"| {name} | {t:.3f} | {t / (reps * years):.4f} |")
+    print("| case | median s |")
+    print("|---|---:|")
+    for name, p in (("default settings", SimParams()), ("analytic settings", SimParams.analytic())):
+        seeds = iter(np.random.SeedSequence(0).spawn(args.repeats + 1))
+        t = median_seconds(lambda p=p: run_replication(model, p, next(seeds)), args.repeats)
+        print(f"| 1 replication x 1 year, Sussex pathway, {name}, 1 core | {t:.2f} |")
+    start = time.perf_counter()
+    simulate(inst, reps=args.reps, seed=0, workers=args.workers)
+    t = time.perf_counter() - start
+    print(f"| {args.reps} replications x 1 year, default settings, {args.workers} workers "
+          f"(one call) | {t:.1f} |")  # fmt: skip
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -189,8 +189,8 @@ def validate_cli(args: Any, scenario: Any, plan: Any) -> int:
     bad = hours[hours["agrees"].fillna(True).eq(False)]["kpi"].str.slice(19, 21).tolist()
     print(f"crisis line by hour: {24 - len(bad)} of 24 hours agree"
           + (f" (not hours {', '.join(bad)}: time-varying load)" if bad else ""), file=out)  # fmt: skip
-    z = v.calibrated_peakedness
-    if z is not None:
-        print(f"bed pool: queues.inpatient_peakedness = {z:.3f} makes the analytic blocked share "
-              "equal the simulated one", file=out)  # fmt: skip
+    for name, z in v.calibrated_peakedness_by_step.items():
+        what = (f"queues.inpatient_peakedness = {z:.3f} gives the simulated blocked share"
+                if z is not None else "no peakedness up to 20 gives the simulated blocked share")
+        print(f"bed pool, up to {name}: {what}", file=out)
     return 0

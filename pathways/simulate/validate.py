@@ -21,7 +21,9 @@ when the analytic value is already outside run 0's interval.
 For the bed pool, ``calibrated_peakedness`` is the Hayward peakedness ``z`` with which
 ``erlang_b_peaked(load, beds, z)`` equals the full run's blocked share (the value to
 put in ``queues.inpatient_peakedness`` so that the analytic model matches the
-simulation), when the simulation blocks more than Erlang B.
+simulation), when the simulation blocks more than Erlang B; None when even the
+scenario's largest peakedness (20) blocks less. ``calibrated_peakedness_by_step`` gives
+the same for each step's run.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class ValidationResult:
     table: pd.DataFrame
     runs: dict[str, SimulationResult]
     calibrated_peakedness: float | None
+    calibrated_peakedness_by_step: dict[str, float | None] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -100,6 +103,7 @@ class ValidationResult:
             "kpis": rows,
             "steps": {name: run.params.to_dict() for name, run in self.runs.items()},
             "calibrated_peakedness": self.calibrated_peakedness,
+            "calibrated_peakedness_by_step": self.calibrated_peakedness_by_step,
             "seed": self.full.seed,
             "reps": self.full.reps,
             "plan": self.full.plan_name,
@@ -178,8 +182,13 @@ def validate(
 
     model, _card, _ = build_model(inst, plan)
     extra["pool_offered_load"] = model.pool_load
-    z = calibrate_peakedness(model.pool_load, model.beds, full.mean("inpatient_blocked_share"))
-    return ValidationResult(table=table, runs=runs, calibrated_peakedness=z, extra=extra)
+    by_step = {
+        name: calibrate_peakedness(model.pool_load, model.beds,
+                                   run.mean("inpatient_blocked_share"))  # fmt: skip
+        for name, run in runs.items()
+    }
+    return ValidationResult(table=table, runs=runs, calibrated_peakedness=by_step[names[-1]],
+                            calibrated_peakedness_by_step=by_step, extra=extra)  # fmt: skip
 
 
 def _explain(
