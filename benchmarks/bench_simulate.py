@@ -50,7 +50,7 @@ def main() -> None:
     print("|---|---:|")
     for name, p in (("default settings", SimParams()), ("analytic settings", SimParams.analytic())):
         seeds = iter(np.random.SeedSequence(0).spawn(args.repeats + 1))
-        t = median_seconds(lambda p=p: run_replication(model, p, next(seeds)), args.repeats)
+        t = median_seconds(lambda p=p, s=seeds: run_replication(model, p, next(s)), args.repeats)
         print(f"| 1 replication x 1 year, Sussex pathway, {name}, 1 core | {t:.2f} |")
     start = time.perf_counter()
     simulate(inst, reps=args.reps, seed=0, workers=args.workers)
