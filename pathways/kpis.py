@@ -233,13 +233,19 @@ def mobile_wait_share(
     return share, peak
 
 
-def mobile_teams(inst: Instance, teams: np.ndarray, alloc: np.ndarray) -> dict[str, np.ndarray]:
+def mobile_within_standard(inst: Instance) -> np.ndarray:
+    """(areas, sites): a team sent from the site reaches the area within its response
+    standard (urban or rural), dispatch time included, when it leaves at once."""
     q = inst.scenario.queues
+    standard = np.where(inst.rural, q.mobile_standard_rural_mins, q.mobile_standard_urban_mins)
+    return (inst.travel_mins + q.mobile_dispatch_mins) <= standard[:, None]
+
+
+def mobile_teams(inst: Instance, teams: np.ndarray, alloc: np.ndarray) -> dict[str, np.ndarray]:
     demand_area = inst.mobile_episodes
     arrivals = alloc.T @ demand_area
     wait, peak = mobile_wait_share(inst, arrivals, teams)
-    standard = np.where(inst.rural, q.mobile_standard_rural_mins, q.mobile_standard_urban_mins)
-    covered = (inst.travel_mins + q.mobile_dispatch_mins) <= standard[:, None]
+    covered = mobile_within_standard(inst)
     within_share_area = (alloc * covered) @ (1.0 - wait)
     return {
         "arrivals": arrivals,

@@ -19,7 +19,8 @@ from pathways.kpis import (
     crisis_house_sites,
     evaluate,
     inpatient_pool,
-    mobile_teams,
+    mobile_wait_share,
+    mobile_within_standard,
     nearest_allocation,
 )
 from pathways.pathway import route
@@ -144,6 +145,7 @@ class _Quick:
         self.mode = sc.objective.mode
         self._ch: dict[bytes, tuple[float, float]] = {}
         self._mob: dict[bytes, tuple[float, float]] = {}
+        self._layouts: dict[bytes, tuple] = {}
 
     def _crisis_houses(self, places: np.ndarray) -> tuple:
         """Catchments, routing and travel for one crisis-house layout (cached)."""
@@ -159,17 +161,44 @@ class _Quick:
         return self._ch[key]
 
     def _mobile(self, teams: np.ndarray) -> tuple[float, float]:
-        """Share within the standard and drive hours for one team layout (cached)."""
+        """Share within the standard and drive hours for one team layout (cached).
+
+        Which bases are open fixes the catchments, so each base's arrivals and the
+        episodes it covers within the standard; a base's chance that every team is busy
+        then depends only on its own arrivals and teams. Adding a team to an open base
+        (most of greedy's moves) re-runs that one base's queue, not every base's.
+        """
         key = teams.tobytes()
         if key not in self._mob:
             inst = self.inst
-            alloc = nearest_allocation(inst.travel_mins, teams > 0)
-            mob = mobile_teams(inst, teams.astype(float), alloc)
+            arrivals, covered_eps, hours, waits = self._mobile_layout(teams > 0)
+            busy = np.flatnonzero(arrivals > 0)
+            missing = np.array([j for j in busy if (j, teams[j]) not in waits], dtype=int)
+            if len(missing):
+                share, _ = mobile_wait_share(inst, arrivals[missing], teams[missing])
+                waits.update(zip(zip(missing, teams[missing], strict=True), share, strict=True))
+            wait = np.zeros(len(teams))
+            wait[busy] = [waits[j, teams[j]] for j in busy]
             eps = inst.mobile_episodes
-            within = float((eps * mob["within_share_area"]).sum() / max(eps.sum(), 1e-9))
-            hours = float(((alloc * inst.travel_mins).sum(axis=1) * eps).sum()) / 60.0
+            within = float((covered_eps * (1.0 - wait)).sum() / max(eps.sum(), 1e-9))
             _remember(self._mob, key, (within, hours))
         return self._mob[key]
+
+    def _mobile_layout(self, open_: np.ndarray) -> tuple:
+        """Arrivals and episodes within the standard per base, drive hours, and the
+        busy-base shares computed so far for this set of open bases (cached)."""
+        key = open_.tobytes()
+        if key not in self._layouts:
+            inst = self.inst
+            t = inst.travel_mins
+            alloc = nearest_allocation(t, open_)
+            eps = inst.mobile_episodes
+            covered = mobile_within_standard(inst)
+            arrivals = alloc.T @ eps
+            covered_eps = (alloc * covered).T @ eps
+            hours = float(((alloc * t).sum(axis=1) * eps).sum()) / 60.0
+            _remember(self._layouts, key, (arrivals, covered_eps, hours, {}), size=64)
+        return self._layouts[key]
 
     def __call__(self, cap: dict[str, np.ndarray]) -> tuple[float, float, float]:
         """(objective, cost, share of mobile responses within the standard) of capacity arrays.

@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from pathways.costs import unit_cost
+from pathways.kpis import mobile_within_standard
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,6 @@ def direct_checks(inst, goals) -> list[str]:
 
     reasons = []
     sc = inst.scenario
-    q = sc.queues
     if goals.mode == "min_weighted":
         need = locked_minimum_cost(inst, goals)
         if need > goals.budget_gbp:
@@ -52,12 +52,7 @@ def direct_checks(inst, goals) -> list[str]:
         if not mob_host.any():
             reasons.append("no site may host a mobile team, so the response standard cannot be met")
         else:
-            standard = np.where(
-                inst.rural, q.mobile_standard_rural_mins, q.mobile_standard_urban_mins
-            )
-            reachable = (
-                (inst.travel_mins[:, mob_host] + q.mobile_dispatch_mins) <= standard[:, None]
-            ).any(axis=1)
+            reachable = mobile_within_standard(inst)[:, mob_host].any(axis=1)
             best = float(
                 (inst.mobile_episodes * reachable).sum() / max(inst.mobile_episodes.sum(), 1e-9)
             )

@@ -38,7 +38,7 @@ from pathways import demand, queues
 from pathways.constraints import Goals, breaches
 from pathways.costs import unit_cost
 from pathways.instance import Instance
-from pathways.kpis import evaluate
+from pathways.kpis import evaluate, mobile_within_standard
 from pathways.optimise.model import MAX_HUB_HANDLERS, site_bounds
 from pathways.plan import Plan, SitePlan
 from pathways.scenario import SERVICES, SHIFT_HOURS, SHIFTS, Capacity, HubCapacity
@@ -119,8 +119,7 @@ class _Model:
         )
         self.per = sc.costs.wte_per_unit
         # mobile teams: coverage, hourly profile and the MILP's peak-hour cap
-        standard = np.where(inst.rural, q.mobile_standard_rural_mins, q.mobile_standard_urban_mins)
-        self.cov = ((self.t + q.mobile_dispatch_mins) <= standard[:, None]).astype(float)
+        self.cov = mobile_within_standard(inst).astype(float)
         self.profile = demand.week_profile(sc.demand)
         self.hour_scale = demand.DAYS_PER_CYCLE * self.profile * q.mobile_service_hours / 365.0
         self.mu_max = (

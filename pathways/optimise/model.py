@@ -65,6 +65,7 @@ from pathways.kpis import (
     capacity_arrays,
     evaluate,
     hub_metrics,
+    mobile_within_standard,
     nearest_allocation,
     plan_allocation,
 )
@@ -454,8 +455,7 @@ def build_model(
         * 365.0
         / (q.mobile_service_hours * demand.DAYS_PER_CYCLE * profile.max())
     )
-    standard = np.where(inst.rural, q.mobile_standard_rural_mins, q.mobile_standard_urban_mins)
-    cov_area = (t_area + q.mobile_dispatch_mins) <= standard[:, None]
+    cov_area = mobile_within_standard(inst)
     m_area = inst.mobile_episodes
     cov = (
         (onehot * m_area[None, :]) @ cov_area.astype(float) / np.maximum(M, 1e-12)[:, None]
@@ -1129,10 +1129,10 @@ def solve(
             break
         progress(f"solving (round {rounds})")
 
-        def live(db: float, model_best: float, rounds: int = rounds) -> None:
+        def live(db: float, model_best: float, rounds: int = rounds, prior: float = bound) -> None:
             # HiGHS's own incumbent is the model's estimate of a plan's objective (the
             # plan is judged exactly once the round ends); its bound is valid as it stands.
-            lower = max(bound, db) if math.isfinite(db) else bound
+            lower = max(prior, db) if math.isfinite(db) else prior
             found = [x for x in (best.objective, model_best) if x is not None and math.isfinite(x)]
             shown = f"best {min(found):,.1f}" if found else "no plan yet"
             tail = ""
