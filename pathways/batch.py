@@ -1,7 +1,7 @@
 """Batch runs: budget sweeps, demand futures, Monte Carlo and many ICBs at once.
 
 A batch spec (YAML) names a base scenario (or a list of ICBs), what to run for each
-case (``evaluate``, ``optimise`` or ``frontier``), a grid of parameter values and
+case (``evaluate``, ``optimise``, ``frontier`` or ``simulate``), a grid of parameter values and
 optionally Monte Carlo distributions over uncertain parameters::
 
     name: budget-sweep
@@ -111,6 +111,8 @@ TIMING_COLUMNS: tuple[str, ...] = (SECONDS, SOLVER_SECONDS)
 """Columns that differ between two runs of the same spec (everything else is identical)."""
 
 RESULTS_FILE = "results.parquet"
+#: Suffixes of a simulated KPI's 95% interval columns in results.parquet.
+CI_LOW, CI_HIGH = "_ci_low", "_ci_high"
 STORE_FILE = "runs.db"
 PLANS_DIR = "plans"
 
@@ -258,6 +260,41 @@ class SolverSpec(Frozen):
     max_rounds: Int | None = Field(None, ge=1)
 
 
+class SimulationSpec(Frozen):
+    """Simulation settings for simulate runs (see docs/simulation.md)."""
+
+    reps: Int = Field(20, ge=1, le=10_000, description="replications per case")
+    analytic: bool = Field(
+        False, description="start from the analytic model's assumptions (SimParams.analytic())"
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="SimParams fields to change (years, repatriation, ...)"
+    )
+
+    @field_validator("settings")
+    @classmethod
+    def _settings_ok(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        from pathways.simulate.params import SimParams
+
+        known = set(SimParams().to_dict())
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"'{unknown[0]}' is not a simulation setting ({', '.join(sorted(known))})")
+        try:
+            SimParams().with_changes(**settings).days  # noqa: B018 - checks the values
+        except InputError as err:
+            raise ValueError("; ".join(p.message for p in err.problems)) from None
+        except (TypeError, ValueError) as err:
+            raise ValueError(str(err)) from None
+        return settings
+
+    def params(self) -> Any:
+        from pathways.simulate.params import SimParams
+
+        base = SimParams.analytic() if self.analytic else SimParams()
+        return base.with_changes(**self.settings) if self.settings else base
+
+
 class RobustSpec(Frozen):
     max_candidates: Int = Field(
         ROBUST_MAX_CANDIDATES, ge=1, description="most frequent sample plans compared"
@@ -271,13 +308,16 @@ class BatchSpec(Frozen):
     description: str = ""
     base: str | None = Field(None, description="scenario YAML, relative to the spec file")
     icbs: list[str] | Literal["all"] | None = Field(None, description="ICB codes or names")
-    plan: str | None = Field(None, description="plan YAML to evaluate (evaluate runs)")
-    run: Literal["evaluate", "optimise", "frontier"] = "evaluate"
+    plan: str | None = Field(
+        None, description="plan YAML to evaluate or simulate (default: today's capacity)"
+    )
+    run: Literal["evaluate", "optimise", "frontier", "simulate"] = "evaluate"
     budgets: list[float] | None = Field(None, description="frontier runs: revenue budgets, GBP")
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     monte_carlo: MonteCarlo | None = None
     seed: Int = Field(0, ge=0, description="root seed when there is no Monte Carlo section")
     solver: SolverSpec = SolverSpec()
+    simulation: SimulationSpec | None = Field(None, description="simulate runs: replications")
     robust: RobustSpec = RobustSpec()
     spec_dir: str | None = Field(None, exclude=True, description="folder of the spec file")
 
@@ -300,8 +340,10 @@ class BatchSpec(Frozen):
     def _consistent(self) -> BatchSpec:
         if (self.base is None) == (self.icbs is None):
             raise ValueError("give exactly one of 'base' (a scenario file) or 'icbs'")
-        if self.plan is not None and (self.run != "evaluate" or self.base is None):
-            raise ValueError("'plan' is only for evaluate runs on a base scenario")
+        if self.plan is not None and (self.makes_plans or self.base is None):
+            raise ValueError("'plan' is only for evaluate and simulate runs on a base scenario")
+        if self.simulation is not None and self.run != "simulate":
+            raise ValueError("'simulation' is only for simulate runs")
         if self.budgets is not None and self.run != "frontier":
             raise ValueError("'budgets' is only for frontier runs")
         if self.run == "frontier":
@@ -314,6 +356,15 @@ class BatchSpec(Frozen):
             if both:
                 raise ValueError(f"{sorted(both)} are both in the grid and in monte_carlo")
         return self
+
+    @property
+    def makes_plans(self) -> bool:
+        """Optimise and frontier runs write a plan per case."""
+        return self.run in ("optimise", "frontier")
+
+    @property
+    def sim(self) -> SimulationSpec:
+        return self.simulation if self.simulation is not None else SimulationSpec()
 
     @property
     def root_seed(self) -> int:
@@ -579,6 +630,7 @@ class CaseTask:
     changes: dict[str, Any]
     seed: int
     solver: dict[str, Any]
+    simulation: dict[str, Any] | None = None
 
 
 def _resolve_footprints(spec: BatchSpec) -> list[str]:
@@ -664,7 +716,13 @@ def _expand(spec: BatchSpec) -> _Expanded:
     if spec.monte_carlo is not None:
         root.spawn(spec.monte_carlo.samples)  # the sample streams (see sample_parameters)
     seeds = [int(s.generate_state(1)[0] & 0x7FFFFFFF) for s in root.spawn(n)]
-    solver = spec.solver.model_dump(mode="json") if spec.run != "evaluate" else None
+    if spec.run == "simulate":
+        # common random numbers: every footprint and grid point of sample k simulates with
+        # the same seed, so their differences are not blurred by simulation noise
+        per_sample = [int(s.generate_state(1)[0] & 0x7FFFFFFF) for s in root.spawn(len(samples))]
+        seeds = [per_sample[i % len(samples)] for i in range(n)]
+    solver = spec.solver.model_dump(mode="json") if spec.makes_plans else None
+    simulation = spec.sim.model_dump(mode="json") if spec.run == "simulate" else None
     plan_key = _hash(plan.model_dump(mode="json")) if plan is not None else None
     dv = data_version()
     cases = []
@@ -684,6 +742,7 @@ def _expand(spec: BatchSpec) -> _Expanded:
                 "sample": None if sample is None else s_i,
                 "seed": seeds[index],
                 "solver": solver,
+                **({"simulation": simulation} if simulation is not None else {}),
                 "data_version": dv,
             }
         )
@@ -741,6 +800,27 @@ def _scalar_kpis(kpis: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def _simulated_kpis(inst: Any, task: CaseTask) -> dict[str, float]:
+    """Simulate one case: each KPI's mean over replications and its 95% interval.
+
+    Keyed KPIs (``hub_service_level[h07]``, ...) are left out: one column per hour or
+    month would swamp ``results.parquet``; ``pathways simulate`` gives them for one case.
+    """
+    from pathways.simulate import simulate
+
+    sim = SimulationSpec.model_validate(task.simulation or {})
+    res = simulate(inst, task.plan, reps=sim.reps, seed=task.seed, params=sim.params())
+    out: dict[str, float] = {}
+    table = res.table()
+    for row in table.itertuples():
+        if "[" in row.kpi:
+            continue
+        out[row.kpi] = float(row.simulated)
+        out[f"{row.kpi}{CI_LOW}"] = float(row.ci_low)
+        out[f"{row.kpi}{CI_HIGH}"] = float(row.ci_high)
+    return out
+
+
 def run_case(task: CaseTask) -> dict[str, Any]:
     """Run one case; errors are caught and returned as a failed result."""
     started = dt.datetime.now(dt.UTC)
@@ -768,6 +848,8 @@ def run_case(task: CaseTask) -> dict[str, Any]:
         inst = prepare(scenario)
         if task.run == "evaluate":
             card = evaluate(inst, task.plan)
+        elif task.run == "simulate":
+            out["kpis"] = _simulated_kpis(inst, task)
         else:
             from pathways.optimise import optimise
 
@@ -780,7 +862,8 @@ def run_case(task: CaseTask) -> dict[str, Any]:
                 )  # fmt: skip
             out["plan"] = plan.model_dump(mode="json")
             card = evaluate(inst, plan)
-        out["kpis"] = _scalar_kpis(card.kpis)
+        if task.run != "simulate":
+            out["kpis"] = _scalar_kpis(card.kpis)
     except InfeasibleError as err:  # an answer: no plan meets this case's limits
         out["status"] = STATUS_INFEASIBLE
         out["error"] = str(err)
@@ -1216,7 +1299,7 @@ def _cases_without_their_plan(
     spec: BatchSpec, store: RunStore, batch_id: int, recorded: Iterable[str]
 ) -> set[str]:
     """Optimise and frontier cases recorded as solved whose plan cannot be read back."""
-    if spec.run == "evaluate":
+    if not spec.makes_plans:
         return set()
     solved = store.finished_cases(batch_id, [STATUS_OK]) & set(recorded)
     plans = store.run_plans(batch_id)
@@ -1269,10 +1352,11 @@ class _Runner:
             changes=case.changes,
             seed=case.seed,
             solver=self.spec.solver.model_dump(mode="json"),
+            simulation=self.spec.sim.model_dump(mode="json") if self.spec.run == "simulate" else None,
         )
 
     def chunks(self, pending: list[Case], workers: int) -> list[list[Case]]:
-        if self.spec.run != "evaluate":
+        if self.spec.run != "evaluate":  # optimise, frontier and simulate cases are long
             return [[c] for c in pending]
         size = math.ceil(len(pending) / max(1, CHUNKS_PER_WORKER * workers))
         size = max(1, min(MAX_EVALUATE_CHUNK, size))
@@ -1491,7 +1575,7 @@ def _finish(
     answered = (STATUS_OK, STATUS_INFEASIBLE)
     failed = int((~results[STATUS].isin(answered)).sum()) if not results.empty else 0
     if not partial:
-        if spec.run != "evaluate":
+        if spec.makes_plans:
             _refresh_plan_files(out, store, batch_id, set(results[CASE_ID]))
             files["plans"] = out / PLANS_DIR
         extra_md: list[str] = []
@@ -1790,6 +1874,16 @@ def summary_documents(
         f"{len(failed)} failed. Footprints: {results[FOOTPRINT].nunique() if total else 0}. "
         f"Package {provenance.get('package_version')}, data {provenance.get('data_version')}.\n"
     )
+    if spec.run == "simulate":
+        sim = spec.sim
+        md.append(
+            f"Each case is simulated ({sim.reps} replications, "
+            f"{'the analytic assumptions' if sim.analytic else 'default simulation settings'}"
+            f"{', changed: ' + ', '.join(f'{k}={v}' for k, v in sim.settings.items()) if sim.settings else ''}"
+            "); figures are means over replications, with 95% intervals in results.parquet "
+            f"(`<kpi>{CI_LOW}`, `<kpi>{CI_HIGH}`). Samples share random numbers across "
+            "footprints and grid points.\n"
+        )
     kpis = [k for k in HEADLINE_KPIS if k in results.columns]
     stats = kpi_stats(spec, results, kpis) if total else pd.DataFrame()
     if spec.monte_carlo is not None:
@@ -1805,7 +1899,7 @@ def summary_documents(
         md.append("")
     else:
         md.append("## Headline KPIs by case\n")
-        solver = [SOLVER_STATUS, GAP] if spec.run != "evaluate" else []
+        solver = [SOLVER_STATUS, GAP] if spec.makes_plans else []
         inputs = [c for c in results.columns if c == FOOTPRINT or "." in c]
         cols = [c for c in (CASE_ID, *inputs, STATUS, *solver, *kpis) if c in results.columns]
         shown = results[cols].head(200) if total else results
@@ -1818,7 +1912,7 @@ def summary_documents(
         md.append(_md_table(failed[[CASE_ID, FOOTPRINT, ERROR]].head(50)))
     md.append(
         "\nFiles: `results.parquet` (one row per case), `summary.html` (KPI distributions)"
-        + (", `plans/` (one plan per case)" if spec.run != "evaluate" else "")
+        + (", `plans/` (one plan per case)" if spec.makes_plans else "")
         + ". Re-running the same command resumes the batch.\n"
     )
     return "\n".join(md), _summary_html(spec, results, kpis, stats, "\n".join(md))

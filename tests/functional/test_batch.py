@@ -122,7 +122,8 @@ grid:
     [
         ({"icbs": ["E54000053"]}, "(top level)", "exactly one of 'base'"),
         ({"base": None}, "(top level)", "exactly one of 'base'"),
-        ({"run": "simulate"}, "run", "evaluate"),
+        ({"run": "simulation"}, "run", "simulate"),
+        ({"simulation": {"reps": 2}}, "(top level)", "only for simulate runs"),
         ({"budgets": [1e8]}, "(top level)", "only for frontier"),
         ({"grid": {"demand.growth_factor": []}}, "grid", "lists no values"),
         ({"grid": {"demand": [1]}}, "grid.demand", "group of fields"),
@@ -144,6 +145,7 @@ def test_spec_errors(tmp_path, change, field, message):
 def test_example_specs_are_valid():
     assert len(expand_cases(load_batch_spec(REPO / "data/batches/example_sweep.yaml"))) == 6
     assert len(expand_cases(load_batch_spec(REPO / "data/batches/example_montecarlo.yaml"))) == 100
+    assert len(expand_cases(load_batch_spec(REPO / "data/batches/example_simulate.yaml"))) == 2
     cases = expand_cases(load_batch_spec(REPO / "data/batches/all_icbs.yaml"))
     assert len(cases) == 42 and len({c.footprint for c in cases}) == 42
 
