@@ -25,7 +25,7 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from ortools.math_opt.python import mathopt
 from scipy.sparse.csgraph import csgraph_from_dense, shortest_path
 
 from pathways.errors import InputError, Problem
+from pathways.optimise import location
 
 logger = logging.getLogger(__name__)
 
@@ -51,26 +52,18 @@ DEFAULT_SOLVER = "highs"
 
 #: Gap at which a MIP counts as solved. HiGHS defaults to a 1e-4 relative gap,
 #: far too loose to reproduce published optima to 1e-6.
-RELATIVE_GAP = 1e-9
-ABSOLUTE_GAP = 1e-6
+RELATIVE_GAP = location.RELATIVE_GAP
+ABSOLUTE_GAP = location.ABSOLUTE_GAP
+
+#: Customer-facility pairs from which ``solve_cflp(links="auto")`` adds the
+#: linking rows lazily (see docs/orlib.md for the measurement behind it).
+LAZY_LINKS_FROM = 20_000
 
 #: Tolerance used by the judges when checking a solution is feasible.
 FEASIBILITY_TOL = 1e-6
 
 #: Word some OR-Library files (capa, capb, capc) print instead of a capacity.
 CAPACITY_WORD = "capacity"
-
-_STATUS = {
-    mathopt.TerminationReason.OPTIMAL: "OPTIMAL",
-    mathopt.TerminationReason.FEASIBLE: "FEASIBLE",
-    mathopt.TerminationReason.NO_SOLUTION_FOUND: "NO_SOLUTION",
-    mathopt.TerminationReason.INFEASIBLE: "INFEASIBLE",
-    mathopt.TerminationReason.UNBOUNDED: "UNBOUNDED",
-    mathopt.TerminationReason.INFEASIBLE_OR_UNBOUNDED: "INFEASIBLE_OR_UNBOUNDED",
-    mathopt.TerminationReason.IMPRECISE: "IMPRECISE",
-    mathopt.TerminationReason.NUMERICAL_ERROR: "NUMERICAL_ERROR",
-    mathopt.TerminationReason.OTHER_ERROR: "ERROR",
-}
 
 
 # ---------------------------------------------------------------------------
@@ -588,9 +581,12 @@ def read_orlib(path: str | Path, capacity: float | None = None) -> CflpInstance 
 #   (2) sum_i x_ij = 1                  for all j   demand met
 #   (3) sum_j d_j x_ij <= s_i y_i       for all i   capacity of open facilities
 #   (4) x_ij <= y_i                     for all i,j only open facilities serve
+#   (5) sum_i s_i y_i >= sum_j d_j                  enough capacity opened
 #
 # (4) is implied by (3) for integer y but tightens the LP relaxation a lot
-# (the "strong" formulation); most OR-Library instances then solve at the root.
+# (the "strong" formulation); (5) is implied by (2)-(3) and helps the solver's
+# cover cuts when capacities are tight. Every family is a building block of
+# pathways.optimise.location.
 
 
 @dataclass(frozen=True)
@@ -601,82 +597,31 @@ class CflpVars:
     serve: list[list[mathopt.Variable]]  # x_ij indexed [j][i]
 
 
-def _add_bound_by(
-    model: mathopt.Model, pairs: Iterable[tuple[mathopt.Variable, mathopt.Variable]], name: str
-) -> None:
-    """Add ``x <= y`` for every pair.
+def build_cflp_model(
+    inst: CflpInstance, links: Sequence[tuple[int, int]] | None = None
+) -> tuple[mathopt.Model, CflpVars]:
+    """MathOpt model of formulation (1)-(4) above, from the location core.
 
-    Set coefficient by coefficient: for the n*m constraints of this family it
-    builds about twice as fast as ``model.add_linear_constraint(x <= y)``.
+    ``links`` lists the ``(customer, facility)`` pairs that get a row (4);
+    all of them by default. (5) is added by :func:`solve_cflp`, not here.
     """
-    for k, (x, y) in enumerate(pairs):
-        con = model.add_linear_constraint(ub=0.0, name=f"{name}[{k}]")
-        con.set_coefficient(x, 1.0)
-        con.set_coefficient(y, -1.0)
-
-
-def add_cflp_variables(model: mathopt.Model, inst: CflpInstance) -> CflpVars:
-    """y_i binary, x_ij continuous in [0, 1]."""
-    y = [model.add_binary_variable(name=f"open[{i}]") for i in range(inst.n_facilities)]
-    x = [
-        [
-            model.add_variable(lb=0.0, ub=1.0, name=f"serve[{i},{j}]")
-            for i in range(inst.n_facilities)
-        ]
-        for j in range(inst.n_customers)
-    ]
-    return CflpVars(open=y, serve=x)
-
-
-def set_cflp_objective(model: mathopt.Model, inst: CflpInstance, v: CflpVars) -> None:
-    # (1) fixed plus allocation costs
-    model.objective.is_maximize = False
-    for i, y in enumerate(v.open):
-        model.objective.set_linear_coefficient(y, float(inst.fixed_costs[i]))
-    for j, row in enumerate(v.serve):
-        for i, x in enumerate(row):
-            model.objective.set_linear_coefficient(x, float(inst.alloc_costs[j, i]))
-
-
-def add_demand_met(model: mathopt.Model, inst: CflpInstance, v: CflpVars) -> None:
-    # (2) demand met
-    for j, row in enumerate(v.serve):
-        model.add_linear_constraint(mathopt.fast_sum(row) == 1.0, name=f"demand[{j}]")
-
-
-def add_capacity(model: mathopt.Model, inst: CflpInstance, v: CflpVars) -> None:
-    # (3) capacity of open facilities
-    for i, y in enumerate(v.open):
-        load = mathopt.fast_sum(
-            float(inst.demands[j]) * v.serve[j][i] for j in range(inst.n_customers)
-        )
-        model.add_linear_constraint(load - float(inst.capacities[i]) * y <= 0.0, name=f"cap[{i}]")
-
-
-def add_serve_only_open(model: mathopt.Model, inst: CflpInstance, v: CflpVars) -> None:
-    # (4) only open facilities serve
-    pairs = ((x, v.open[i]) for row in v.serve for i, x in enumerate(row))
-    _add_bound_by(model, pairs, "open_only")
-
-
-def build_cflp_model(inst: CflpInstance) -> tuple[mathopt.Model, CflpVars]:
-    """MathOpt model of formulation (1)-(4) above."""
     model = mathopt.Model(name="cflp")
-    v = add_cflp_variables(model, inst)
-    set_cflp_objective(model, inst, v)
-    add_demand_met(model, inst, v)
-    add_capacity(model, inst, v)
-    add_serve_only_open(model, inst, v)
-    return model, v
+    y = location.add_sites(model, inst.fixed_costs)  # (1) fixed costs
+    x = location.add_allocation(model, inst.alloc_costs)  # (1) allocation costs
+    location.add_demand_met(model, x)  # (2)
+    location.add_capacity(model, x, y, inst.demands, inst.capacities)  # (3)
+    location.add_serve_only_open(model, x, y, links)  # (4)
+    return model, CflpVars(open=y, serve=x)
 
 
 # ---------------------------------------------------------------------------
-# p-median model
+# p-median models
 # ---------------------------------------------------------------------------
 #
 # Customers i = 1..n, candidate medians j = 1..n, d_ij distance.
-# Variables: y_j in {0, 1}   j is a median,
-#            x_ij in [0, 1]  customer i is served by j.
+#
+# Assignment formulation (method="assignment"; y_j median, x_ij in [0, 1]
+# customer i served by j):
 #
 #   (1) minimise  sum_ij d_ij x_ij
 #   (2) sum_j x_ij = 1          for all i     every customer assigned
@@ -684,6 +629,10 @@ def build_cflp_model(inst: CflpInstance) -> tuple[mathopt.Model, CflpVars]:
 #   (4) sum_j y_j = p                         exactly p medians
 #
 # x may stay continuous: for integer y an optimal x picks a nearest median.
+#
+# Radius formulation by Benders decomposition (method="benders", the
+# default): y_j and one theta_i per customer, with closest-assignment cuts
+# added as needed; see pathways.optimise.location.solve_pmedian_benders.
 
 
 @dataclass(frozen=True)
@@ -694,52 +643,15 @@ class PMedianVars:
     assign: list[list[mathopt.Variable]]  # x_ij indexed [i][j]
 
 
-def add_pmedian_variables(model: mathopt.Model, inst: PMedianInstance) -> PMedianVars:
-    """y_j binary, x_ij continuous in [0, 1]."""
-    n = inst.n_vertices
-    y = [model.add_binary_variable(name=f"median[{j}]") for j in range(n)]
-    x = [
-        [model.add_variable(lb=0.0, ub=1.0, name=f"assign[{i},{j}]") for j in range(n)]
-        for i in range(n)
-    ]
-    return PMedianVars(median=y, assign=x)
-
-
-def set_pmedian_objective(model: mathopt.Model, inst: PMedianInstance, v: PMedianVars) -> None:
-    # (1) total distance
-    model.objective.is_maximize = False
-    for i, row in enumerate(v.assign):
-        for j, x in enumerate(row):
-            if inst.distances[i, j] != 0.0:
-                model.objective.set_linear_coefficient(x, float(inst.distances[i, j]))
-
-
-def add_assigned(model: mathopt.Model, inst: PMedianInstance, v: PMedianVars) -> None:
-    # (2) every customer assigned
-    for i, row in enumerate(v.assign):
-        model.add_linear_constraint(mathopt.fast_sum(row) == 1.0, name=f"assign[{i}]")
-
-
-def add_assign_to_median(model: mathopt.Model, inst: PMedianInstance, v: PMedianVars) -> None:
-    # (3) only to a median
-    pairs = ((x, v.median[j]) for row in v.assign for j, x in enumerate(row))
-    _add_bound_by(model, pairs, "median_only")
-
-
-def add_p_medians(model: mathopt.Model, inst: PMedianInstance, v: PMedianVars) -> None:
-    # (4) exactly p medians
-    model.add_linear_constraint(mathopt.fast_sum(v.median) == float(inst.p), name="p")
-
-
 def build_pmedian_model(inst: PMedianInstance) -> tuple[mathopt.Model, PMedianVars]:
-    """MathOpt model of formulation (1)-(4) above."""
+    """MathOpt model of the assignment formulation (1)-(4) above, from the location core."""
     model = mathopt.Model(name="pmedian")
-    v = add_pmedian_variables(model, inst)
-    set_pmedian_objective(model, inst, v)
-    add_assigned(model, inst, v)
-    add_assign_to_median(model, inst, v)
-    add_p_medians(model, inst, v)
-    return model, v
+    y = location.add_sites(model, np.zeros(inst.n_vertices), name="median")
+    x = location.add_allocation(model, inst.distances, name="assign")  # (1)
+    location.add_demand_met(model, x)  # (2)
+    location.add_serve_only_open(model, x, y)  # (3)
+    location.add_cardinality(model, y, inst.p)  # (4)
+    return model, PMedianVars(median=y, assign=x)
 
 
 # ---------------------------------------------------------------------------
@@ -767,12 +679,10 @@ def _params(solver: str, time_limit_s: float, threads: int) -> mathopt.SolvePara
 
 
 def _solve(
-    model: mathopt.Model, solver: str, time_limit_s: float, threads: int
+    model: mathopt.Model, solver: str, params: mathopt.SolveParameters
 ) -> tuple[mathopt.SolveResult, str]:
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
-    result = mathopt.solve(model, SOLVERS[solver], params=_params(solver, time_limit_s, threads))
-    status = _STATUS.get(result.termination.reason, result.termination.reason.name)
+    result = mathopt.solve(model, SOLVERS[solver], params=params)
+    status = location.status_name(result)
     if status != "OPTIMAL":
         logger.warning("%s with %s: %s (%s)", model.name, solver, status, result.termination.detail)
     return result, status
@@ -793,6 +703,7 @@ def solve_cflp(
     time_limit_s: float = 60,
     threads: int = 1,
     solver: str = DEFAULT_SOLVER,
+    links: str = "auto",
 ) -> OrlibResult:
     """Solve a capacitated facility location instance to proven optimality.
 
@@ -800,11 +711,16 @@ def solve_cflp(
     ----------
     inst : CflpInstance
     time_limit_s : float
-        Wall-clock limit for the MIP solver.
+        Wall-clock limit for the whole solve, seconds.
     threads : int
         Threads for SCIP (HiGHS runs its MIP search on one thread).
     solver : {"highs", "scip"}
         MathOpt backend.
+    links : {"auto", "all", "lazy"}
+        Linking rows ``x_ij <= y_i``: all of them up front, or only those the
+        LP relaxation violates, added in rounds before the integer solve
+        (:func:`pathways.optimise.location.add_links_lazily`). ``auto`` picks
+        ``lazy`` above :data:`LAZY_LINKS_FROM` customer-facility pairs.
 
     Returns
     -------
@@ -812,21 +728,33 @@ def solve_cflp(
         ``status`` says whether optimality was proven; ``allocation`` holds the
         ``(n, m)`` demand fractions when a solution was found.
     """
-    t0 = time.perf_counter()
-    model, v = build_cflp_model(inst)
-    result, status = _solve(model, solver, time_limit_s, threads)
-    seconds = time.perf_counter() - t0
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
+    if links not in ("auto", "all", "lazy"):
+        raise ValueError(f"links must be 'auto', 'all' or 'lazy', got {links!r}")
+    params = _params(solver, time_limit_s, threads)  # validates the limits
+    if links == "auto":
+        pairs = inst.n_customers * inst.n_facilities
+        links = "lazy" if pairs >= LAZY_LINKS_FROM else "all"
+    deadline = location.Deadline(time_limit_s)
+    cflp = location.build_cflp(
+        inst.fixed_costs, inst.capacities, inst.demands, inst.alloc_costs, all_links=links == "all"
+    )
+    if links == "lazy":
+        location.add_links_lazily(cflp, deadline, SOLVERS[solver])
+    params.time_limit = dt.timedelta(seconds=max(deadline.left(), 0.01))
+    result, status = _solve(cflp.model, solver, params)
     objective, bound, gap = _objective_and_bound(result)
     open_ids: tuple[int, ...] = ()
     alloc = None
     if result.has_primal_feasible_solution():
         values = result.variable_values()
-        open_ids = tuple(i for i, y in enumerate(v.open) if values[y] > 0.5)
-        alloc = np.array([[values[x] for x in row] for row in v.serve])
+        open_ids = tuple(i for i, y in enumerate(cflp.sites) if values[y] > 0.5)
+        alloc = np.array([[values[x] for x in row] for row in cflp.serve])
     return OrlibResult(
         objective=objective,
         status=status,
-        seconds=seconds,
+        seconds=deadline.elapsed(),
         best_bound=bound,
         gap=gap,
         open_facilities=open_ids,
@@ -841,15 +769,37 @@ def solve_pmedian(
     time_limit_s: float = 60,
     threads: int = 1,
     solver: str = DEFAULT_SOLVER,
+    method: str = "benders",
 ) -> OrlibResult:
     """Solve a p-median instance to proven optimality.
 
-    Parameters are as for :func:`solve_cflp`. ``allocation`` holds, for each
-    customer, the 0-based median serving it.
+    Parameters are as for :func:`solve_cflp`. ``method="benders"`` (HiGHS
+    only) runs :func:`pathways.optimise.location.solve_pmedian_benders`;
+    ``method="assignment"`` (any backend; forced for SCIP) solves the n x n
+    assignment model of :func:`build_pmedian_model`. ``allocation`` holds,
+    for each customer, the 0-based median serving it.
     """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
+    if method not in ("benders", "assignment"):
+        raise ValueError(f"method must be 'benders' or 'assignment', got {method!r}")
+    params = _params(solver, time_limit_s, threads)
+    if method == "benders" and solver == "highs":
+        sol = location.solve_pmedian_benders(inst.distances, inst.p, time_limit_s=time_limit_s)
+        return OrlibResult(
+            objective=sol.objective,
+            status=sol.status,
+            seconds=sol.seconds,
+            best_bound=sol.best_bound,
+            gap=sol.gap,
+            open_facilities=sol.open_sites,
+            allocation=sol.allocation,
+            problem=PMEDIAN,
+            solver=solver,
+        )
     t0 = time.perf_counter()
     model, v = build_pmedian_model(inst)
-    result, status = _solve(model, solver, time_limit_s, threads)
+    result, status = _solve(model, solver, params)
     seconds = time.perf_counter() - t0
     objective, bound, gap = _objective_and_bound(result)
     medians: tuple[int, ...] = ()
