@@ -11,7 +11,7 @@ Two sources of travel times:
 The model (see ``docs/travel.md``) is, for straight-line distance ``d`` km::
 
     log t = c(d) + f(origin) + f(destination) + w(d) * mean_k h(p_k)
-    minutes = max(exp(log t), FLOOR_MINUTES)
+    minutes = max(exp(log t) + g(origin, destination), FLOOR_MINUTES)
 
 - ``c(d)`` is a monotone curve, piecewise linear in ``log(1 + d)``;
 - ``f`` is a local road-speed factor (log scale) attached to each LSOA and, for
@@ -19,7 +19,12 @@ The model (see ``docs/travel.md``) is, for straight-line distance ``d`` km::
 - ``h`` is a 10 km grid of "corridor" factors (log scale) averaged over
   ``samples`` points spaced evenly along the straight line, which picks up
   estuaries, moors and motorway corridors between the two ends;
-- ``w(d) = d / (d + 5 km)`` fades the corridor term out for very short trips.
+- ``w(d) = d / (d + 5 km)`` fades the corridor term out for very short trips;
+- ``g(o, s)`` is the fitted crossing time (minutes, added to the road time) of
+  a trip between two land components of the LSOA geography (the mainland and
+  an island such as the Isle of Wight): the sum of the two ends' island
+  crossing minutes when they lie on different components, else 0. A point lies
+  on the component of its nearest LSOA centroid, as it takes that LSOA's factor.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ LSOA11CD = "lsoa11cd"
 X = "x"
 Y = "y"
 LOG_FACTOR = "log_factor"
+ISLAND = "island"  # land component: 0 = the mainland, k > 0 = island k (optional column)
 MODEL_COLUMNS = (LSOA11CD, X, Y, LOG_FACTOR)
 
 # columns of a long-form user matrix
@@ -209,6 +215,23 @@ def corridor_mean(
     return out
 
 
+def island_term(origin_island: np.ndarray, dest_island: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Crossing minutes of every origin-destination pair, shape (n, m).
+
+    ``origin_island`` and ``dest_island`` hold the land component of each end
+    (0 = the mainland, k > 0 = island k) and ``cost[k]`` the crossing minutes of
+    island k (``cost[0] == 0``). A pair whose ends lie on different components
+    pays both ends' costs (island to mainland: that island's; island to another
+    island: both); a pair on one component pays nothing.
+    """
+    io = np.asarray(origin_island, dtype=np.intp)
+    idd = np.asarray(dest_island, dtype=np.intp)
+    cost = np.asarray(cost, dtype=float)
+    out = cost[io][:, None] + cost[idd][None, :]
+    out[io[:, None] == idd[None, :]] = 0.0
+    return out
+
+
 def _as_points(xy: np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(xy, dtype=float)
     if arr.ndim == 1 and arr.size == 2:
@@ -251,6 +274,14 @@ class TravelModel:
         Distance at which the corridor term counts half (:func:`corridor_weight`).
     floor_minutes : float
         No journey is quicker than this.
+    island : numpy.ndarray of int, shape (N,), optional
+        Land component of each LSOA: 0 = the mainland, k > 0 = island k.
+        Defaults to all mainland (no crossing costs).
+    island_minutes : numpy.ndarray, shape (K + 1,), optional
+        Crossing minutes of each island, added to the road time of a trip
+        between it and another component; entry 0 (the mainland) is 0.
+    island_names : tuple of str, optional
+        A name for each island 1..K (for reports).
     """
 
     codes: np.ndarray
@@ -264,16 +295,33 @@ class TravelModel:
     samples: int
     corridor_half_km: float
     floor_minutes: float = FLOOR_MINUTES
+    island: np.ndarray | None = None
+    island_minutes: np.ndarray | None = None
+    island_names: tuple[str, ...] = ()
     _tree: cKDTree = field(init=False, repr=False)
     _code_row: dict[str, int] = field(init=False, repr=False)
     _grid_padded: np.ndarray = field(init=False, repr=False)
     _fractions: np.ndarray = field(init=False, repr=False)
+    _any_island: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.codes) != len(self.centroids) or len(self.codes) != len(self.log_factor):
             raise ValueError("codes, centroids and log_factor must have the same length")
         if len(self.curve_coef) != len(self.knots_km) + 2:
             raise ValueError("curve_coef must have len(knots_km) + 2 entries")
+        island = np.zeros(len(self.codes), dtype=np.intp) if self.island is None else self.island
+        island = np.asarray(island, dtype=np.intp)
+        if island.shape != (len(self.codes),) or (len(island) and island.min() < 0):
+            raise ValueError("island must hold one component number >= 0 per LSOA")
+        n_islands = int(island.max()) if len(island) else 0
+        cost = np.zeros(n_islands + 1) if self.island_minutes is None else self.island_minutes
+        cost = np.asarray(cost, dtype=float)
+        if cost.ndim != 1 or len(cost) < n_islands + 1 or cost[0] != 0.0:
+            raise ValueError("island_minutes needs one entry per island after a 0 for the mainland")
+        object.__setattr__(self, "island", island)
+        object.__setattr__(self, "island_minutes", cost)
+        object.__setattr__(self, "island_names", tuple(str(v) for v in self.island_names))
+        object.__setattr__(self, "_any_island", bool(np.any(cost[island] != 0.0)))
         object.__setattr__(self, "_tree", cKDTree(self.centroids))
         object.__setattr__(self, "_code_row", {str(c): i for i, c in enumerate(self.codes)})
         object.__setattr__(self, "_grid_padded", np.pad(np.asarray(self.grid, dtype=float), 1))
@@ -319,6 +367,18 @@ class TravelModel:
         A point with a known LSOA code takes that LSOA's factor; any other
         point takes the factor of the nearest LSOA centroid.
         """
+        return self.log_factor[self.point_rows(xy, codes)]
+
+    def point_islands(
+        self, xy: np.ndarray, codes: Sequence[object] | np.ndarray | None = None
+    ) -> np.ndarray:
+        """Land component of points (0 = the mainland), by the same rule as their factors."""
+        return self.island[self.point_rows(xy, codes)]
+
+    def point_rows(
+        self, xy: np.ndarray, codes: Sequence[object] | np.ndarray | None = None
+    ) -> np.ndarray:
+        """LSOA row of each point: its own for a known code, else the nearest centroid's."""
         pts = _as_points(xy, "xy")
         rows = np.full(len(pts), -1, dtype=np.intp)
         if codes is not None:
@@ -331,7 +391,7 @@ class TravelModel:
         todo = rows < 0
         if todo.any():
             rows[todo] = self.factor_rows(pts[todo])
-        return self.log_factor[rows]
+        return rows
 
     def corridor(self, origin_xy: np.ndarray, dest_xy: np.ndarray) -> np.ndarray:
         """Mean corridor factor (log scale) along each straight line, shape (n, m)."""
@@ -373,10 +433,17 @@ class TravelModel:
             return np.empty((len(o), len(d)))
         dist = straight_line_km(o, d)
         log_t = curve_log(dist, self.knots_km, self.curve_coef)
-        log_t += self.point_log_factors(o, origin_codes)[:, None]
-        log_t += self.point_log_factors(d)[None, :]
+        o_rows = self.point_rows(o, origin_codes)
+        d_rows = self.point_rows(d)
+        log_t += self.log_factor[o_rows][:, None]
+        log_t += self.log_factor[d_rows][None, :]
         log_t += corridor_weight(dist, self.corridor_half_km) * self.corridor(o, d)
         minutes = np.exp(log_t, out=log_t)
+        if self._any_island:
+            o_isl = self.island[o_rows]
+            d_isl = self.island[d_rows]
+            if o_isl.any() or d_isl.any():
+                minutes += island_term(o_isl, d_isl, self.island_minutes)
         return np.maximum(minutes, self.floor_minutes, out=minutes)
 
 
@@ -386,7 +453,8 @@ def _load_cached(table_path: str) -> TravelModel:
     params_path = table.with_suffix(".json")
     try:
         params = json.loads(params_path.read_text(encoding="utf-8"))
-        tab = pq.read_table(table, columns=list(MODEL_COLUMNS))
+        names = pq.read_schema(table).names
+        tab = pq.read_table(table, columns=[*MODEL_COLUMNS, *([ISLAND] if ISLAND in names else [])])
     except FileNotFoundError as err:
         raise InputError(
             Problem(
@@ -399,6 +467,7 @@ def _load_cached(table_path: str) -> TravelModel:
     if params.get("format") != MODEL_FORMAT:
         raise InputError(Problem(str(params_path), None, "format", f"expected '{MODEL_FORMAT}'"))
     grid = params["grid"]
+    islands = params.get("islands") or {}
     model = TravelModel(
         codes=np.asarray(tab.column(LSOA11CD).to_pylist(), dtype=object),
         centroids=np.column_stack(
@@ -413,6 +482,13 @@ def _load_cached(table_path: str) -> TravelModel:
         samples=int(params["samples"]),
         corridor_half_km=float(params["corridor_half_km"]),
         floor_minutes=float(params.get("floor_minutes", FLOOR_MINUTES)),
+        island=(
+            tab.column(ISLAND).to_numpy().astype(np.intp) if ISLAND in tab.column_names else None
+        ),
+        island_minutes=(
+            np.asarray([0.0, *islands["minutes"]], dtype=float) if "minutes" in islands else None
+        ),
+        island_names=tuple(islands.get("names", ())),
     )
     log.debug("travel model loaded from %s (%d LSOAs)", table, len(model.codes))
     return model

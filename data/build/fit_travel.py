@@ -3,14 +3,17 @@
 Reads the real road travel times from every LSOA of England and Wales (rows) to
 125 hospital postcodes (columns) and fits, for straight-line distance ``d`` km,
 
-    log minutes = c(d) + f(origin) + f(destination) + d / (d + 5) * mean_k h(p_k)
+    minutes = exp(c(d) + f(origin) + f(destination) + d / (d + 5) * mean_k h(p_k)) + g(o, s)
 
 where ``c`` is a curve piecewise linear in ``log(1 + d)``, ``f`` a local road-speed
 factor per LSOA (a destination takes the factor of its nearest LSOA centroid) and
 ``h`` a 10 km grid of corridor factors averaged over 16 points along the straight
-line, faded out for very short trips (see ``docs/travel.md``). The fit is
-alternating least squares in log space: the curve on every pair, the factors and
-the grid on pairs within 100 km. Everything is deterministic.
+line, faded out for very short trips, and ``g`` a crossing time in minutes for
+trips between the mainland and an island, one per island (see ``docs/travel.md``).
+Islands are the connected land components of the LSOA boundaries other than the
+largest. The fit is alternating least squares in log space: the curve on every
+pair; the grid, and the factors jointly with the crossing minutes (Gauss-Newton),
+on pairs within 100 km. Everything is deterministic.
 
 Usage (from the repository root)::
 
@@ -42,7 +45,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -52,6 +55,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 import shapely
+from scipy.optimize import nnls
+from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import lsqr
 from scipy.spatial import cKDTree
 
@@ -75,6 +80,10 @@ CORRIDOR_HALF_KM = 5.0  # the corridor term counts half at this distance, fully 
 # fitting
 FIT_MAX_KM = 100.0  # pairs that train the local factors and the corridor grid
 FACTOR_RIDGE = 1.0  # shrinks a factor towards 0 by this many pseudo-pairs
+ISLAND_RIDGE = 5.0  # shrinks crossing minutes towards 0 by this many pseudo-pairs ...
+ISLAND_RIDGE_TRIP_MIN = 30.0  # ... of a trip this long
+ISLAND_STEPS = 3  # Gauss-Newton steps for the crossing minutes in each round
+ISLAND_TOUCH_M = 1.0  # boundary parts closer than this are on the same land component
 GRID_DAMP = 0.05  # ridge on the corridor grid (lsqr ``damp``)
 ITERATIONS = 8
 LSQR_ITER = 200
@@ -110,10 +119,59 @@ class RawData:
     postcodes: np.ndarray  # (m,) matrix columns
     site_xy: np.ndarray  # (m, 2) postcode positions in metres
     minutes: np.ndarray  # (n, m) road minutes, NaN where missing
+    island: np.ndarray | None = None  # (N,) land component of each LSOA, 0 = the mainland
+    island_names: tuple[str, ...] = ()  # name of each island 1..K
+
+
+def land_components(geoms: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Land component of each area: 0 for the largest (the mainland), 1.. for islands.
+
+    The polygons are split into their parts; parts that touch (closer than
+    ``ISLAND_TOUCH_M``) are on the same component, so a bridge, causeway or
+    ferry does not join an island to the mainland - the fitted crossing cost
+    decides how much it costs. An area is on the component of the part holding
+    its representative point ``points``. Islands are numbered by their count of
+    areas, largest first (ties: by the first area's position in ``geoms``), and
+    components holding no area's point are ignored.
+    """
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    tree = shapely.STRtree(parts)
+    a, b = tree.query(parts, predicate="dwithin", distance=ISLAND_TOUCH_M)
+    n = len(parts)
+    _, label = connected_components(
+        sp.coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False
+    )
+    hit_area, hit_part = tree.query(points, predicate="intersects")
+    comp = np.full(len(geoms), -1, dtype=np.intp)
+    comp[hit_area[::-1]] = label[hit_part[::-1]]  # the first hit part wins
+    # an area whose point touches none of its parts (not expected) takes its first part
+    lost = np.flatnonzero(comp < 0)
+    if len(lost):
+        first_part = np.searchsorted(owner, lost)
+        comp[lost] = label[first_part]
+    labels, first, counts = np.unique(comp, return_index=True, return_counts=True)
+    order = np.lexsort((first, -counts))  # largest first, ties by first area
+    renumber = np.empty(len(labels), dtype=np.intp)
+    renumber[order] = np.arange(len(labels))
+    return renumber[np.searchsorted(labels, comp)]
+
+
+def island_names(names: np.ndarray, island: np.ndarray) -> tuple[str, ...]:
+    """A name for each island 1..K: the district in most of its LSOA names ("Isle of Wight 006A").
+
+    A district with several islands numbers them after the first (``"Isle of Anglesey 2"``).
+    """
+    district = pd.Series(names).str.rsplit(" ", n=1).str[0].to_numpy()
+    out: list[str] = []
+    for k in range(1, int(island.max()) + 1 if len(island) else 1):
+        common = pd.Series(district[island == k]).value_counts()
+        name = str(common.index[0])
+        out.append(name if name not in out else f"{name} {sum(o.startswith(name) for o in out) + 1}")
+    return tuple(out)
 
 
 def read_lsoa_positions(raw: Path) -> pd.DataFrame:
-    """LSOA code, name and a point inside each LSOA (centroid, else point on surface)."""
+    """LSOA code, name, a point inside each LSOA (centroid, else point on surface), land component."""
     gdf = gpd.read_file(f"/vsigzip/{raw / RAW_LSOA}", columns=["LSOA11CD", "LSOA11NM"])
     gdf = gdf.to_crs(tr.BNG_EPSG)
     geoms = gdf.geometry.values
@@ -121,15 +179,18 @@ def read_lsoa_positions(raw: Path) -> pd.DataFrame:
     geoms[bad] = shapely.make_valid(geoms[bad])
     cent = shapely.centroid(geoms)
     pts = np.where(shapely.intersects(geoms, cent), cent, shapely.point_on_surface(geoms))
+    order = np.argsort(gdf["LSOA11CD"].astype(str).to_numpy(), kind="stable")
+    geoms, pts = geoms[order], pts[order]
     out = pd.DataFrame(
         {
-            "code": gdf["LSOA11CD"].astype(str).to_numpy(),
-            "name": gdf["LSOA11NM"].astype(str).to_numpy(),
+            "code": gdf["LSOA11CD"].astype(str).to_numpy()[order],
+            "name": gdf["LSOA11NM"].astype(str).to_numpy()[order],
             "x": shapely.get_x(pts),
             "y": shapely.get_y(pts),
+            "island": land_components(geoms, pts),
         }
     )
-    return out.sort_values("code").reset_index(drop=True)
+    return out
 
 
 def read_raw(raw: Path) -> RawData:
@@ -159,6 +220,8 @@ def read_raw(raw: Path) -> RawData:
         postcodes=postcodes,
         site_xy=pcs.loc[postcodes, ["BNG_E", "BNG_N"]].to_numpy(float),
         minutes=mat[list(postcodes)].to_numpy(float),
+        island=lsoa["island"].to_numpy(np.intp),
+        island_names=island_names(lsoa["name"].to_numpy(), lsoa["island"].to_numpy()),
     )
 
 
@@ -170,6 +233,7 @@ class Fit:
     curve_coef: np.ndarray
     row_factor: np.ndarray  # (n,) log factor of each matrix row
     grid: np.ndarray  # (ny, nx)
+    island_minutes: np.ndarray = field(default_factory=lambda: np.zeros(1))  # (K + 1,), [0] = 0
 
 
 def _padded(grid: np.ndarray) -> np.ndarray:
@@ -197,14 +261,20 @@ def fit_model(
     minutes: np.ndarray,
     use_factors: bool = True,
     use_grid: bool = True,
+    row_island: np.ndarray | None = None,
+    n_islands: int = 0,
 ) -> Fit:
-    """Alternating least squares for curve, row factors and corridor grid.
+    """Alternating least squares for curve, row factors, corridor grid and island costs.
 
     Parameters
     ----------
     row_xy : (n, 2) origin positions; site_xy : (m, 2) destination positions.
     site_row : (m,) the matrix row whose factor each destination takes.
     minutes : (n, m) road minutes (NaN = missing). Only these columns are seen.
+    row_island : (n,) land component of each row (0 = the mainland), optional;
+        a destination is on the component of its ``site_row``.
+    n_islands : number of islands K (components 1..K); with ``use_factors``,
+        each island's crossing minutes are fitted jointly with the factors.
     """
     n, m = minutes.shape
     ok = np.isfinite(minutes) & (minutes > 0)
@@ -221,6 +291,16 @@ def fit_model(
     dg = tr.to_grid_units(site_xy, GRID_ORIGIN_M, GRID_CELL_M)
     weight = tr.corridor_weight(dist, CORRIDOR_HALF_KM)
     log.info("fit: %d pairs, %d within %g km", ok.sum(), len(ii), FIT_MAX_KM)
+    if row_island is None:
+        row_island = np.zeros(n, dtype=np.intp)
+    row_island = np.asarray(row_island, dtype=np.intp)
+    site_island = row_island[site_row]
+    use_islands = use_factors and n_islands > 0 and bool(
+        np.any(row_island[:, None] != site_island[None, :])
+    )
+    island_minutes = np.zeros(max(n_islands, 0) + 1)
+    if use_islands:
+        design = IslandDesign.build(ii, row_island[ii], site_island[jj], n, n_islands)
 
     if use_grid:
         # corridor design: each near pair averages the cells under its SAMPLES points,
@@ -243,28 +323,131 @@ def fit_model(
     f = np.zeros(n)
     ah = np.zeros(len(ii))  # corridor term of the near pairs
     coef = np.zeros(len(KNOTS_KM) + 2)
+    gi = np.zeros(len(ii))  # crossing term of the near pairs, log scale
     for it in range(ITERATIONS if (use_factors or use_grid) else 1):
         offset = f[:, None] + f[site_row][None, :]
         if use_grid:
             offset += weight * tr.corridor_mean(og, dg, padded, fractions)
+        if use_islands and it > 0:
+            # log(1 + crossing / road minutes), the road minutes from the last round's curve
+            road = np.exp(offset + tr.curve_log(dist, KNOTS_KM, coef))
+            offset += np.log1p(tr.island_term(row_island, site_island, island_minutes) / road)
+            del road
         coef = fit_curve(dist, logt, offset, ok)
         c = b_near @ coef
         if use_grid:
-            z = y - c - f[ii] - f[site_row][jj]
+            z = y - c - f[ii] - f[site_row][jj] - gi
             h = lsqr(a, z, damp=GRID_DAMP, atol=1e-8, btol=1e-8, iter_lim=LSQR_ITER)[0]
             padded.ravel()[used] = h
             ah = a @ h
         if use_factors:
             r = y - c - ah - f[site_row][jj]
-            f = np.bincount(ii, r, minlength=n) / (np.bincount(ii, minlength=n) + FACTOR_RIDGE)
-        res = y - c - f[ii] - f[site_row][jj] - ah
+            if use_islands:
+                f, island_minutes[1:], gi = design.solve(
+                    r, f, island_minutes[1:], c + ah + f[site_row][jj]
+                )
+            else:
+                f = np.bincount(ii, r, minlength=n) / (np.bincount(ii, minlength=n) + FACTOR_RIDGE)
+        res = y - c - f[ii] - f[site_row][jj] - ah - gi
         log.info(
             "iteration %d: rms log residual within %g km %.4f",
             it + 1,
             FIT_MAX_KM,
             np.sqrt(np.mean(res**2)),
         )
-    return Fit(curve_coef=coef, row_factor=f, grid=padded[1:-1, 1:-1].copy())
+    if use_islands:
+        log.info("island crossing minutes: %s", np.round(island_minutes[1:], 2).tolist())
+    return Fit(
+        curve_coef=coef,
+        row_factor=f,
+        grid=padded[1:-1, 1:-1].copy(),
+        island_minutes=island_minutes,
+    )
+
+
+@dataclass(frozen=True)
+class IslandDesign:
+    """The factor step with island crossings: row factors and crossing minutes solved together.
+
+    For the near pairs (row ``ii``), ``pairs`` (P x K) marks the islands whose
+    crossing a pair pays (its ends on different components: each end on an
+    island). A pair's modelled minutes are its road minutes ``exp(road_p + f_i)``
+    plus ``pairs_p . F``, so on the log scale it carries
+    ``log(1 + pairs_p . F / exp(road_p + f_i))``. Given residuals ``r`` (log
+    minutes less everything but the origin factor and the crossing), the step
+    minimises
+
+        sum_p (r_p - f_i - log(1 + pairs_p . F / road minutes_p))^2
+            + FACTOR_RIDGE * |f|^2 + ISLAND_RIDGE * |F / ISLAND_RIDGE_TRIP_MIN|^2
+
+    over the row factors ``f`` and the crossing minutes ``F >= 0`` (a crossing
+    never makes a trip quicker) by ``ISLAND_STEPS`` Gauss-Newton steps. In each,
+    the crossing term is linearised in ``F`` at the current road minutes, ``f``
+    is profiled out in closed form (each factor is a mean over its row's pairs)
+    and the K x K problem left is solved by non-negative least squares.
+
+    An island whose rows are timed only to the mainland can tell its roads from
+    its crossing only through the trips' lengths (a fixed crossing adds more,
+    in proportion, to a short trip); the factor ridge leans towards average
+    island roads. Pairs on the island (an island destination) separate the two.
+    """
+
+    ii: np.ndarray  # (P,) row of each near pair
+    pairs: sp.csr_matrix  # (P, K) 0/1
+    owner: sp.csr_matrix  # (n, P) row of each pair
+    count: np.ndarray  # (n,) pairs of each row + FACTOR_RIDGE (sizes the factor step)
+
+    @classmethod
+    def build(
+        cls, ii: np.ndarray, o_island: np.ndarray, s_island: np.ndarray, n: int, k: int
+    ) -> IslandDesign:
+        cross = o_island != s_island
+        rows, cols = [], []
+        for end in (o_island, s_island):
+            on = cross & (end > 0)
+            rows.append(np.flatnonzero(on))
+            cols.append(end[on] - 1)
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        pairs = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(ii), k))
+        pairs.sum_duplicates()
+        owner = sp.csr_matrix((np.ones(len(ii)), (ii, np.arange(len(ii)))), shape=(n, len(ii)))
+        count = np.bincount(ii, minlength=n) + FACTOR_RIDGE
+        return cls(ii=ii, pairs=pairs, owner=owner, count=count)
+
+    def solve(
+        self, r: np.ndarray, f: np.ndarray, minutes: np.ndarray, road: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row factors (n,), crossing minutes (K,) and the pairs' crossing term (P, log scale).
+
+        ``r``: log minutes of the near pairs less ``road``, their log road minutes
+        without the origin factor; ``f``, ``minutes``: the current factors and
+        crossing minutes (start of the Gauss-Newton steps).
+        """
+        k = self.pairs.shape[1]
+        n = len(self.count)
+        ridge = ISLAND_RIDGE / ISLAND_RIDGE_TRIP_MIN**2 * np.eye(k)
+        minutes = np.asarray(minutes, dtype=float).copy()
+        for _ in range(ISLAND_STEPS):
+            road_min = np.exp(road + f[self.ii])
+            add = self.pairs @ minutes
+            total_min = road_min + add
+            share = road_min / total_min  # d log minutes / d f_i
+            design = (sp.diags(1.0 / total_min) @ self.pairs).tocsr()  # d log minutes / d F
+            # linearised: z_p = share_p f_i + design_p . F
+            z = r - np.log1p(add / road_min) - (1.0 - share) * f[self.ii] + design @ minutes
+            per_row = (self.owner @ (sp.diags(share) @ design)).tocsr()
+            weight = np.bincount(self.ii, share**2, minlength=n) + FACTOR_RIDGE
+            total = np.bincount(self.ii, share * z, minlength=n)
+            normal = (design.T @ design).toarray()
+            normal -= (per_row.T @ sp.diags(1.0 / weight) @ per_row).toarray()
+            normal += ridge
+            rhs = design.T @ z - per_row.T @ (total / weight)
+            # min 0.5 F'NF - rhs'F, F >= 0  <=>  min |L'F - L^-1 rhs|, N = L L'
+            chol = np.linalg.cholesky(normal)
+            minutes = nnls(chol.T, np.linalg.solve(chol, rhs))[0]
+            f = (total - per_row @ minutes) / weight
+        g = np.log1p((self.pairs @ minutes) / np.exp(road + f[self.ii]))
+        return f, minutes, g
 
 
 def screen_rows(row_xy: np.ndarray, minutes: np.ndarray) -> np.ndarray:
@@ -320,7 +503,13 @@ def fit_columns(data: RawData, cols: np.ndarray, **kw: bool) -> tr.TravelModel:
     site_xy = data.site_xy[cols]
     # a destination takes the factor of its nearest LSOA (here: nearest fitted row)
     _, site_row = cKDTree(row_xy).query(site_xy)
-    fit = fit_model(row_xy, site_xy, site_row, minutes[rows], **kw)
+    n_islands = int(data.island.max()) if data.island is not None and len(data.island) else 0
+    row_island = data.island[data.row_lsoa[rows]] if n_islands else None
+    fit = fit_model(
+        row_xy, site_xy, site_row, minutes[rows], row_island=row_island, n_islands=n_islands, **kw
+    )
+    cost = np.zeros(n_islands + 1)
+    cost[: len(fit.island_minutes)] = fit.island_minutes
     return tr.TravelModel(
         codes=data.codes,
         centroids=np.round(data.xy),
@@ -333,6 +522,9 @@ def fit_columns(data: RawData, cols: np.ndarray, **kw: bool) -> tr.TravelModel:
         samples=SAMPLES,
         corridor_half_km=CORRIDOR_HALF_KM,
         floor_minutes=tr.FLOOR_MINUTES,
+        island=data.island,
+        island_minutes=np.round(cost, 2),
+        island_names=data.island_names,
     )
 
 
@@ -624,6 +816,30 @@ def validate_destinations(raw: Path, data: RawData, k: int, seed: int) -> dict:
             print(_STATS_HEAD.format(what="region"))
             for name in groups:
                 print(_stats_row(name, tables[name][lim]))
+    if data.island is not None and data.island.max() > 0:
+        # islands: every trip from an island LSOA, and the trips that stay on it
+        row_island = data.island[data.row_lsoa]
+        # a destination lies on the land component of its nearest LSOA centroid
+        _, nearest = cKDTree(data.xy).query(data.site_xy)
+        site_island = data.island[nearest]
+        by_land = {"mainland": row_island == 0}
+        for k, name in enumerate(data.island_names, start=1):
+            if np.any(row_island == k):
+                by_land[f"from {name}"] = row_island == k
+        land_tables = ldo_tables(pred, obs, by_land)
+        for lim in tables["all"]:
+            print(f"\nBy land component of the origin, true trips {lim}:\n")
+            print(_STATS_HEAD.format(what="origin"))
+            for name in by_land:
+                if land_tables[name][lim]["pairs"]:
+                    print(_stats_row(name, land_tables[name][lim]))
+        for k, name in enumerate(data.island_names, start=1):
+            on = (row_island == k)[:, None] & (site_island == k)[None, :]
+            sel = on & np.isfinite(obs) & np.isfinite(pred)
+            if sel.sum():
+                print(f"\nTrips that stay on {name} (any length):\n")
+                print(_STATS_HEAD.format(what="trips"))
+                print(_stats_row("on the island", trip_stats(pred[sel], obs[sel])))
     # the destinations predicted worst, for finding what the model misses
     lim0 = TRIP_LIMITS_MIN[0]
     per_site = []
@@ -681,6 +897,7 @@ def write_model(model: tr.TravelModel, out: Path, n_rows: int, n_cols: int) -> N
             tr.X: pa.array(model.centroids[:, 0].astype(np.int32)),
             tr.Y: pa.array(model.centroids[:, 1].astype(np.int32)),
             tr.LOG_FACTOR: pa.array(model.log_factor.astype(np.float32)),
+            tr.ISLAND: pa.array(model.island.astype(np.int8)),
         }
     )
     pq.write_table(table, out / tr.MODEL_TABLE_FILE, compression="zstd")
@@ -698,6 +915,8 @@ def write_model(model: tr.TravelModel, out: Path, n_rows: int, n_cols: int) -> N
             "factor_ridge": FACTOR_RIDGE,
             "grid_damp": GRID_DAMP,
             "iterations": ITERATIONS,
+            "island_ridge": ISLAND_RIDGE,
+            "island_ridge_trip_min": ISLAND_RIDGE_TRIP_MIN,
         },
         "curve": {"knots_km": list(KNOTS_KM), "coef": [float(v) for v in model.curve_coef]},
         "samples": SAMPLES,
@@ -708,6 +927,16 @@ def write_model(model: tr.TravelModel, out: Path, n_rows: int, n_cols: int) -> N
             "cell_m": GRID_CELL_M,
             "shape": list(GRID_SHAPE),
             "log_factor": [[float(v) for v in row] for row in model.grid],
+        },
+        "islands": {
+            "rule": (
+                "connected land components of the LSOA 2011 boundaries (parts within "
+                f"{ISLAND_TOUCH_M:g} m touch) other than the largest; parquet column "
+                f"'{tr.ISLAND}' numbers them 1.. (0 = the mainland)"
+            ),
+            "names": list(model.island_names),
+            "lsoas": [int(v) for v in np.bincount(model.island)[1:]],
+            "minutes": [float(v) for v in model.island_minutes[1:]],
         },
     }
     text = _dump_json(params)
