@@ -68,7 +68,7 @@ TITLE = "Crisis pathway planner"
 JOB_EXPIRE_S = 6 * 3600
 #: How often a reloaded page asks the job board about a job it did not start itself.
 JOB_POLL_MS = 1000
-JOB_WORDS = {"optimise": "optimisation", "frontier": "budget frontier"}
+JOB_WORDS = {"optimise": "optimisation", "frontier": "budget frontier", "simulate": "simulation"}
 
 
 def report_callback_error(err: Exception) -> None:
@@ -96,6 +96,7 @@ def shell() -> html.Div:
             ),
             dcc.Store(id="app-result", storage_type="session"),
             dcc.Store(id="app-frontier", storage_type="session"),
+            dcc.Store(id="app-simulation", storage_type="session"),
             # settings of runs (time limits), kept like the scenario
             dcc.Store(id="app-options", storage_type="session", data={}),
             # background jobs (see pages/optimise.py): kept in the shell so they outlive a page;
@@ -165,11 +166,15 @@ def _register_shell_callbacks(app: Dash) -> None:
         Input("app-frontier-running", "data"),
         Input("app-optimise-watch", "data"),
         Input("app-frontier-watch", "data"),
+        Input("app-simulate-running", "data"),
+        Input("app-simulate-watch", "data"),
     )
-    def show_badge(scenario_data, result, optimising, progress, frontier, watch, frontier_watch):
+    def show_badge(scenario_data, result, optimising, progress, frontier, watch, frontier_watch,
+                   simulating, simulate_watch):  # fmt: skip
         busy, pct, _ = job_state(optimising, progress, watch)
         frontier_busy = job_state(frontier, None, frontier_watch)[0]
-        return badge_text(scenario_data, result, busy, {"pct": pct}, frontier_busy)
+        sim_busy = job_state(simulating, None, simulate_watch)[0]
+        return badge_text(scenario_data, result, busy, {"pct": pct}, frontier_busy, sim_busy)
 
     @app.callback(
         Output("app-jobs-poll", "disabled"),
@@ -244,7 +249,7 @@ def poll_job(kind: str, session_job: dict | None, request: dict | None) -> tuple
 
 def badge_text(
     scenario_data: dict | None, result: dict | None, optimising: bool | None = False,
-    progress: dict | None = None, frontier: bool | None = False,
+    progress: dict | None = None, frontier: bool | None = False, simulating: bool | None = False,
 ) -> list:  # fmt: skip
     """The header's summary of the session: scenario, footprint, plan state and running jobs."""
     try:
@@ -269,6 +274,10 @@ def badge_text(
     if frontier:
         items.append(
             dcc.Link("frontier running", href="/results", className="badge-item badge-busy")
+        )
+    if simulating:
+        items.append(
+            dcc.Link("simulation running", href="/results", className="badge-item badge-busy")
         )
     return items
 

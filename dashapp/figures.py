@@ -580,3 +580,52 @@ __all__ = [
     "BLUES", "DEPRIVATION", "DRAWN", "GREYS", "TRAFFIC", "DrawnOnce", "area_map", "capacity_chart", "compare_chart",
     "empty_figure", "equity_chart", "fit_view", "frontier_chart", "scorecard_chart", "site_traces",
 ]  # fmt: skip
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def oap_days_chart(runs: Mapping[str, Mapping[str, Any]] | None, dates: Sequence[str] | None = None,
+                   reps: int | None = None) -> go.Figure:  # fmt: skip
+    """People out of area on each day of a simulated year: today and the plan.
+
+    ``runs``: ``{"today": {"daily": {"mean": [...], "min": [...], "max": [...]}}, "plan":
+    {...}}`` (from :func:`dashapp.simulation.compact`). Each plan's mean over the
+    simulated years is a line, and the band runs from its quietest to its busiest
+    simulated year on that day: what a single year can look like, not only the average.
+    """
+    if not runs:
+        return empty_figure("Simulate to see how many people are out of area on each day.")
+    fig = go.Figure()
+    names = {"today": ("Today", "current"), "plan": ("Plan", "optimised")}
+    for key, (label, role) in names.items():
+        daily = (runs.get(key) or {}).get("daily")
+        if not daily or not daily.get("mean"):
+            continue
+        colour = plan_colours([role])[0]
+        n = len(daily["mean"])
+        x = list(dates[:n]) if dates is not None else list(range(n))
+        lo, hi = daily.get("min") or [], daily.get("max") or []
+        if len(lo) == n and len(hi) == n:
+            fig.add_trace(go.Scatter(x=x + x[::-1], y=list(hi) + list(lo)[::-1], fill="toself", mode="lines",
+                                     line={"width": 0}, fillcolor=_rgba(colour, 0.25), hoverinfo="skip",
+                                     name=f"{label}: quietest to busiest year"))  # fmt: skip
+            fig.add_trace(go.Scatter(x=x, y=hi, mode="lines", line={"width": 0}, showlegend=False,
+                                     hovertemplate="%{x|%d %b}: %{y:.0f} in the busiest year<extra>"
+                                     + label + "</extra>"))  # fmt: skip
+        fig.add_trace(go.Scatter(x=x, y=daily["mean"], mode="lines", name=f"{label}: mean",
+                                 line={"color": colour, "width": 3},
+                                 hovertemplate="%{x|%d %b}: %{y:.1f} people out of area on average<extra>"
+                                 + label + "</extra>"))  # fmt: skip
+    if not fig.data:
+        return empty_figure("Simulate to see how many people are out of area on each day.")
+    years = f", {reps} simulated years" if reps else ""
+    fig.update_layout(
+        xaxis={"title": {"text": f"Day of the year, from 1 April{years}"}, "tickformat": "%b"},
+        yaxis={"title": {"text": "People in out-of-area beds"}, "rangemode": "tozero"},
+        legend={"orientation": "h", "y": -0.3},
+    )  # fmt: skip
+    return _layout(fig, height=400, margin={"l": 10, "r": 10, "t": 30, "b": 10})

@@ -80,11 +80,12 @@ LOCK_OPTIONS: dict[str, tuple[bool, bool]] = {
 }
 SITE_TABLE = "sites table"
 #: Background jobs and the shell stores each uses: ``app-<job>-<part>``.
-JOBS = ("optimise", "frontier")
+JOBS = ("optimise", "frontier", "simulate")
 JOB_PARTS = ("request", "cancel", "progress", "running", "status", "watch")
 #: Where each job's result goes, and the session store that remembers a job across reloads
 #: (``app-<job>-job``: its id on the job board).
-JOB_RESULT_STORE = {"optimise": "app-result", "frontier": "app-frontier"}
+JOB_RESULT_STORE = {"optimise": "app-result", "frontier": "app-frontier",
+                    "simulate": "app-simulation"}  # fmt: skip
 ORIG_ID = "orig_id"
 
 

@@ -93,6 +93,15 @@ KPI_LABELS: dict[str, str] = {
     "mobile_arrivals_per_year": "Mobile team episodes a year",
     "mobile_all_busy_share": "Episodes finding every team busy",
     "mobile_peak_utilisation": "Mobile teams' busiest-hour utilisation",
+    # what only the simulation gives (pathways.simulate)
+    "oap_any_day_share": "Days with someone out of area",
+    "oap_active_p50": "People out of area on a typical day",
+    "oap_active_p90": "People out of area, 1 day in 10 or more",
+    "oap_active_max": "Most people out of area on one day",
+    "oap_episode_days_mean": "Mean out-of-area placement (days)",
+    "oap_repatriated_share": "Placements brought back to a local bed",
+    "inpatient_peak_daily_occupancy": "Bed occupancy on the busiest day",
+    "mobile_response_mins_p90": "Mobile response, 90th percentile (minutes)",
 }
 #: How each measure reads: ``pct`` (a share shown as %), ``gbp``, ``mins``, ``hours``;
 #: anything else is a count.
@@ -107,6 +116,10 @@ KPI_FORMAT: dict[str, str] = {
     "p95_travel_mins": "mins",
     "inpatient_blocked_share": "pct",
     "travel_burden_hours_per_year": "hours",
+    "oap_any_day_share": "pct",
+    "oap_repatriated_share": "pct",
+    "inpatient_peak_daily_occupancy": "pct",
+    "mobile_response_mins_p90": "mins",
 }
 #: Whole-number columns: people and units of capacity.
 _WHOLE = frozenset(

@@ -14,6 +14,7 @@ import pandas as pd
 from dash import Input, Output, State, callback, dash_table, dcc, html, no_update
 
 from dashapp import figures
+from dashapp import simulation as sim
 from dashapp.components import (
     CHART_CONFIG,
     MAP_CONFIG,
@@ -81,6 +82,7 @@ FRONTIER_STEPS = 4
 FRONTIER_TIME_LIMIT_S = 15
 FRONTIER_DEFAULT_PCT = 15
 FRONTIER_JOB = "frontier"
+SIMULATE_JOB = "simulate"
 
 
 def layout(**_query: str) -> html.Div:
@@ -153,6 +155,7 @@ def layout(**_query: str) -> html.Div:
                 ],
                 className="panel",
             ),  # fmt: skip
+            simulation_panel(style),
             html.Div(
                 [
                     html.Div(
@@ -322,6 +325,67 @@ def layout(**_query: str) -> html.Div:
             ),  # fmt: skip
         ]
     )
+
+
+def simulation_panel(style: dict) -> html.Div:
+    """How sure are we: simulated years of today and the plan, bands and OAPs by day."""
+    return html.Div(
+        [
+            html.H2("How sure are we? Simulated years", className="h3"),
+            html.P(
+                "The scorecard gives expected values for an average year. A simulation replays "
+                "whole years of crisis episodes - busier winters, long and short stays, people "
+                "brought back from out-of-area beds after a week - to show how far a year can "
+                "stray from the average, and how often someone is out of area. Each simulated "
+                "year takes one to two seconds for the Sussex demo.",
+                className="hint",
+            ),
+            html.Div(
+                [
+                    html.Div(
+                        [
+                            html.Label("Simulated years", htmlFor="results-sim-reps"),
+                            html.Div(
+                                [
+                                    dcc.Input(id="results-sim-reps", type="text",
+                                              className="num-input short", autoComplete="off"),
+                                    html.Span("years", className="unit"),
+                                ],
+                                className="input-with-unit",
+                            ),
+                            html.Div(sim.SIM_REPS.hint(), className="hint"),
+                        ],
+                        className="form-field",
+                    ),
+                    html.Div(
+                        [
+                            html.Button("Simulate", id="results-sim-run", className="button secondary"),
+                            html.Button("Cancel", id="results-sim-cancel", className="button warning",
+                                        disabled=True),
+                        ],
+                        className="button-row",
+                    ),
+                ],
+                className="toolbar",
+            ),
+            html.Div(
+                [
+                    html.Progress(id="results-sim-progress", max=100, value=0,
+                                  **{"aria-label": "simulation progress"}),
+                    html.Span(id="results-sim-label", className="progress-label"),
+                ],
+                id="results-sim-wrap",
+                className="progress-wrap hidden",
+            ),
+            html.Div(id="results-sim-status", **{"aria-live": "polite"}),
+            html.Div(id="results-sim-note"),
+            scroll_table(dash_table.DataTable(id="results-sim-table", data=[], columns=sim.SIM_COLUMNS,
+                                              **style)),
+            dcc.Graph(id="results-sim-chart", config=CHART_CONFIG),
+            dcc.Store(id="results-sim-init", data=True),
+        ],
+        className="panel",
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- data
@@ -912,3 +976,154 @@ def on_frontier_view(frontier_data, scenario_data, result):
     except Exception:  # noqa: BLE001
         log.exception("frontier chart failed")
         return figures.empty_figure("The frontier could not be drawn."), []
+
+
+# --------------------------------------------------------------------------- simulation
+# The same job pattern as the frontier: shell stores ``app-simulate-*``, the job board,
+# results kept in ``app-simulation`` (and on disk per plan, see dashapp/simulation.py).
+
+
+def request_simulation(reps: Any, scenario_data: dict | None, result: dict | None) -> tuple:
+    """(request, session job, status): nothing starts while the field is out of bounds."""
+    try:
+        sim.SIM_REPS.read(reps)
+    except FieldError as err:
+        return no_update, no_update, message_data("Fix this, then simulate.", "error", [str(err)])
+    request = {"job_id": new_job_id(), "reps": reps, "scenario": scenario_data, "result": result,
+               "requested_at": time.time()}  # fmt: skip
+    with job_board() as board:
+        board.start(request["job_id"], SIMULATE_JOB, None)
+    return (
+        request,
+        {"id": request["job_id"], "kind": SIMULATE_JOB, "started": request["requested_at"]},
+        None,
+    )
+
+
+@callback(
+    Output("app-simulate-request", "data"),
+    Output("app-simulate-job", "data", allow_duplicate=True),
+    Output("app-simulate-status", "data", allow_duplicate=True),
+    Output("app-options", "data", allow_duplicate=True),
+    Input("results-sim-run", "n_clicks"),
+    State("results-sim-reps", "value"),
+    State("app-scenario", "data"),
+    State("app-result", "data"),
+    State("app-options", "data"),
+    prevent_initial_call=True,
+)
+def on_sim_request(n_clicks, reps, scenario_data, result, options):
+    if not n_clicks:
+        return no_update, no_update, no_update, no_update
+    request, job, status = request_simulation(reps, scenario_data, result)
+    kept = {**(options or {}), "sim_reps": reps}
+    return request, job, status, (kept if request is not no_update else no_update)
+
+
+@callback(Output("results-sim-reps", "value"), Input("results-sim-init", "data"),
+          State("app-options", "data"))  # fmt: skip
+def on_sim_init(_init, options):
+    return str((options or {}).get("sim_reps") or sim.SIM_DEFAULT_REPS)
+
+
+@callback(
+    Output("app-simulate-cancel", "data"),
+    Output("app-simulate-job", "data", allow_duplicate=True),
+    Output("app-simulate-watch", "data", allow_duplicate=True),
+    Output("app-simulate-status", "data", allow_duplicate=True),
+    Input("results-sim-cancel", "n_clicks"),
+    State("app-simulate-job", "data"),
+    prevent_initial_call=True,
+)
+def on_sim_cancel(n_clicks, job):
+    if not n_clicks:
+        return no_update, no_update, no_update, no_update
+    with job_board() as board:
+        board.cancel((job or {}).get("id"))
+    return time.time(), None, None, message_data("Simulation cancelled: no result was produced.",
+                                                 "info")  # fmt: skip
+
+
+@callback(
+    Output("app-simulate-status", "data"),
+    Output("app-simulation", "data", allow_duplicate=True),
+    Output("app-simulate-job", "data", allow_duplicate=True),
+    Input("app-simulate-request", "data"),
+    background=True,
+    running=[(Output("app-simulate-running", "data"), True, False)],
+    progress=[Output("app-simulate-progress", "data")],
+    progress_default=[None],
+    cancel=[Input("app-simulate-cancel", "data")],
+    prevent_initial_call=True,
+)
+def on_simulate(set_progress, request):
+    from dashapp.pages.optimise import run_job
+
+    def work(progress):
+        try:
+            store, status = sim.run_simulation(
+                request.get("scenario"), request.get("result"), request.get("reps"), progress
+            )
+            return status, store
+        except Exception as err:  # noqa: BLE001
+            if not isinstance(err, FieldError | InputError):
+                log.exception("simulation failed")
+            return error_data(err), None
+
+    return run_job(set_progress, request, SIMULATE_JOB, work)
+
+
+@callback(
+    Output("results-sim-run", "disabled"),
+    Output("results-sim-cancel", "disabled"),
+    Output("results-sim-progress", "value"),
+    Output("results-sim-label", "children"),
+    Output("results-sim-wrap", "className"),
+    Input("app-simulate-running", "data"),
+    Input("app-simulate-progress", "data"),
+    Input("app-simulate-watch", "data"),
+)
+def on_sim_job_view(running, progress, watch):
+    return job_view(running, progress, watch)
+
+
+@callback(Output("results-sim-status", "children"), Input("app-simulate-status", "data"))
+def on_sim_job_status(status):
+    return render_message(status)
+
+
+def simulation_view(scenario_data: dict | None, result: dict | None, store: dict | None) -> tuple:
+    """(note, table rows, chart) for the stored simulation, if it fits this scenario and plan."""
+    data = sim.sim_for(scenario_data, result, store)
+    if data is None:
+        note = empty_state("Not simulated yet for this scenario and plan: press Simulate." if not store
+                           else "The scenario or plan has changed since the last simulation: "
+                                "simulate again.")  # fmt: skip
+        return note, [], figures.oap_days_chart(None)
+    runs = data.get("runs", {})
+    n = len((runs.get("today") or {}).get("daily", {}).get("mean", []))
+    note = html.P(
+        f"{data.get('reps')} simulated years (seed {data.get('seed')}). 'Model' is the scorecard's "
+        "expected value; the interval is where the mean of many such years would lie, 19 times in "
+        "20. Figures are modelled, not counts of people.",
+        className="hint",
+    )
+    return note, sim.band_rows(data), figures.oap_days_chart(runs, sim.day_dates(n), data.get("reps"))
+
+
+@callback(
+    Output("results-sim-note", "children"),
+    Output("results-sim-table", "data"),
+    Output("results-sim-chart", "figure"),
+    Input("app-simulation", "data"),
+    Input("app-scenario", "data"),
+    Input("app-result", "data"),
+)
+def on_sim_view(store, scenario_data, result):
+    try:
+        return simulation_view(scenario_data, result, store)
+    except Exception:  # noqa: BLE001
+        log.exception("simulation view failed")
+        return message("The simulation could not be shown.", "error"), [], figures.empty_figure(
+            "The simulation could not be drawn."
+        )

@@ -441,3 +441,32 @@ def test_pages_are_usable_on_a_phone(browser, app_url, screenshot_dir):
         shot(d, screenshot_dir, "phone-4-optimise")
     finally:
         _phone(d, False)
+
+
+SIMULATE_TIMEOUT_S = 600  # 2 simulated years of today and of the plan, on a busy machine
+
+
+def test_results_simulate_today_and_the_plan(browser, app_url, screenshot_dir):
+    d = browser
+    ensure_plan(d, app_url)
+    d.get(app_url + "/results")
+    reps = wait_for(d, lambda e: (el := css(e, "#results-sim-reps")).get_attribute("value") and el,
+                    what="the simulation field filled")  # fmt: skip
+    set_number(d, reps, "2")
+    css(d, "#results-sim-run").click()
+    wait_text(d, "#results-sim-status", "Simulated 2 years of today's capacity and the plan",
+              SIMULATE_TIMEOUT_S)  # fmt: skip
+    table = wait_text(d, "#results-sim-table", "Days with someone out of area")
+    assert "Plan: simulated" in table and " to " in table
+    wait_for(d, lambda e: len(e.find_elements(By.CSS_SELECTOR, "#results-sim-chart .scatterlayer .trace")) >= 4,
+             what="the OAPs-by-day chart with today and the plan")  # fmt: skip
+    d.execute_script("document.getElementById('results-sim-table').scrollIntoView()")
+    shot(d, screenshot_dir, "5c-results-simulation-bands")
+    d.execute_script("document.getElementById('results-sim-chart').scrollIntoView()")
+    shot(d, screenshot_dir, "5d-results-simulation-oaps-by-day")
+    # the same inputs again: shown from the cache
+    css(d, "#results-sim-run").click()
+    wait_text(d, "#results-sim-status", "from the cache", SIMULATE_TIMEOUT_S)
+    # a reload keeps the simulation with the session
+    d.refresh()
+    wait_text(d, "#results-sim-table", "Days with someone out of area")

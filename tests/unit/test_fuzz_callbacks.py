@@ -230,7 +230,7 @@ def test_the_fuzz_covers_every_callback_but_the_background_ones(callbacks):
     names = _names(callbacks)
     assert len(names) >= 30
     background = [k for k, d in callbacks.items() if d.get("background")]
-    assert len(background) == 2  # the optimiser and the frontier
+    assert len(background) == 3  # the optimiser, the frontier and the simulation
 
 
 def test_a_request_not_in_dashs_shape_is_refused_in_words(client):
