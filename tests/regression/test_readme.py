@@ -34,7 +34,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
-SLOW_COMMANDS = ("optimise", "frontier", "batch")
+SLOW_COMMANDS = ("optimise", "frontier", "batch", "simulate", "validate")
 
 
 def _section(title: str) -> str:
@@ -122,7 +122,8 @@ def test_readme_command_runs(words: list[str], out_root: Path):
         import openpyxl
 
         book = openpyxl.load_workbook(out_root / opts["--xlsx"], read_only=True)
-        assert "Scorecard" in book.sheetnames
+        # a scorecard, or a simulation's KPIs with their intervals
+        assert ("KPIs" if sub == "simulate" else "Scorecard") in book.sheetnames
     if sub == "frontier":
         _check_frontier(out_root / opts["--out"], opts["--budgets"])
     if sub == "batch":
@@ -148,7 +149,7 @@ def _check_frontier(out: Path, budgets: str) -> None:
 
 
 def _check_batch(out: Path, spec_path: Path) -> None:
-    """The spec's grid of optimised cases: each case a plan, and the summary."""
+    """The spec's grid of cases, each answered, and the summary; a plan per optimised case."""
     spec = yaml.safe_load(spec_path.read_text())
     n = 1
     for values in spec.get("grid", {}).values():
@@ -157,7 +158,10 @@ def _check_batch(out: Path, spec_path: Path) -> None:
     results = pd.read_parquet(out / "results.parquet")
     assert len(results) == n
     assert (results["status"] == "ok").all(), results[["case_id", "status", "error"]]
-    assert len(list((out / "plans").glob("*.yaml"))) == n
+    if spec.get("run") in ("optimise", "frontier"):
+        assert len(list((out / "plans").glob("*.yaml"))) == n
+    if spec.get("run") == "simulate":  # means with their 95% intervals
+        assert (results["oap_bed_days_per_year_ci_low"] <= results["oap_bed_days_per_year"]).all()
 
 
 @pytest.mark.slow
