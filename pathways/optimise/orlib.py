@@ -55,9 +55,6 @@ DEFAULT_SOLVER = "highs"
 RELATIVE_GAP = location.RELATIVE_GAP
 ABSOLUTE_GAP = location.ABSOLUTE_GAP
 
-#: Customer-facility pairs from which ``solve_cflp(links="auto")`` adds the
-#: linking rows lazily (see docs/orlib.md for the measurement behind it).
-LAZY_LINKS_FROM = 20_000
 
 #: Tolerance used by the judges when checking a solution is feasible.
 FEASIBILITY_TOL = 1e-6
@@ -703,7 +700,7 @@ def solve_cflp(
     time_limit_s: float = 60,
     threads: int = 1,
     solver: str = DEFAULT_SOLVER,
-    links: str = "auto",
+    links: str = "all",
 ) -> OrlibResult:
     """Solve a capacitated facility location instance to proven optimality.
 
@@ -716,11 +713,11 @@ def solve_cflp(
         Threads for SCIP (HiGHS runs its MIP search on one thread).
     solver : {"highs", "scip"}
         MathOpt backend.
-    links : {"auto", "all", "lazy"}
-        Linking rows ``x_ij <= y_i``: all of them up front, or only those the
-        LP relaxation violates, added in rounds before the integer solve
-        (:func:`pathways.optimise.location.add_links_lazily`). ``auto`` picks
-        ``lazy`` above :data:`LAZY_LINKS_FROM` customer-facility pairs.
+    links : {"all", "lazy"}
+        Linking rows ``x_ij <= y_i``: all of them up front (the strong
+        formulation, faster on every OR-Library instance, see docs/orlib.md),
+        or only those the LP relaxation violates, added in rounds before the
+        integer solve (:func:`pathways.optimise.location.add_links_lazily`).
 
     Returns
     -------
@@ -730,12 +727,9 @@ def solve_cflp(
     """
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
-    if links not in ("auto", "all", "lazy"):
-        raise ValueError(f"links must be 'auto', 'all' or 'lazy', got {links!r}")
+    if links not in ("all", "lazy"):
+        raise ValueError(f"links must be 'all' or 'lazy', got {links!r}")
     params = _params(solver, time_limit_s, threads)  # validates the limits
-    if links == "auto":
-        pairs = inst.n_customers * inst.n_facilities
-        links = "lazy" if pairs >= LAZY_LINKS_FROM else "all"
     deadline = location.Deadline(time_limit_s)
     cflp = location.build_cflp(
         inst.fixed_costs, inst.capacities, inst.demands, inst.alloc_costs, all_links=links == "all"

@@ -353,3 +353,27 @@ def test_read_orlib_dispatches_on_content(tmp_path: Path):
     with pytest.raises(InputError) as err:
         read_orlib(odd)
     assert err.value.problems[0].row == 1
+
+
+# --- methods of the location core ------------------------------------------------------
+
+
+def test_assignment_and_benders_pmedian_agree_on_pmed1():
+    inst = read_pmed(ORLIB / "pmed1.txt")
+    benders = solve_pmedian(inst, time_limit_s=120)
+    classic = solve_pmedian(inst, time_limit_s=120, method="assignment")
+    assert benders.status == classic.status == "OPTIMAL"
+    assert benders.objective == classic.objective == OPTIMA["pmed1"]
+
+
+def test_lazy_links_reach_the_cap41_optimum():
+    res = solve_cflp(read_cap(ORLIB / "cap41.txt"), time_limit_s=120, links="lazy")
+    assert res.status == "OPTIMAL"
+    assert res.objective == pytest.approx(OPTIMA["cap41"], rel=1e-6)
+
+
+def test_unknown_methods_are_refused():
+    with pytest.raises(ValueError, match="method"):
+        solve_pmedian(read_pmed(ORLIB / "pmed1.txt"), method="lagrange")
+    with pytest.raises(ValueError, match="links"):
+        solve_cflp(read_cap(ORLIB / "cap41.txt"), links="some")
