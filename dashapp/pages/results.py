@@ -337,7 +337,7 @@ def simulation_panel(style: dict) -> html.Div:
                 "whole years of crisis episodes - busier winters, long and short stays, people "
                 "brought back from out-of-area beds after a week - to show how far a year can "
                 "stray from the average, and how often someone is out of area. Each simulated "
-                "year takes one to two seconds for the Sussex demo.",
+                "year of the Sussex demo takes under a second to two seconds, by how busy the computer is.",
                 className="hint",
             ),
             html.Div(
