@@ -17,9 +17,9 @@ benchmarks (:mod:`pathways.optimise.orlib`):
   closest-assignment cuts of Duran-Mateluna, Ales and Elloumi (EJOR 2023),
   reduced-cost fixing and an integer master re-solved until no cut is
   violated (:func:`solve_pmedian_benders`);
-* the strong (disaggregated) capacitated facility location model, its
-  linking rows added only where the LP relaxation violates them
-  (:func:`solve_cflp_strong`).
+* the strong (disaggregated) capacitated facility location model
+  (:func:`build_cflp`), optionally with its linking rows added only where the
+  LP relaxation violates them (:func:`add_links_lazily`).
 
 Costs are in whatever unit the caller's data uses (distance, money); times are
 wall-clock seconds.
@@ -601,3 +601,88 @@ def _mip_rounds(
         if added == 0 and reason != mathopt.TerminationReason.OPTIMAL:
             break
     return best, upper, min(bound, upper), solves
+
+
+# ---------------------------------------------------------------------------
+# Capacitated facility location: strong formulation, linking rows as needed
+# ---------------------------------------------------------------------------
+#
+# Sites j, clients i; y_j open, x_ij fraction of client i served by j:
+#
+#   minimise  sum_j f_j y_j + sum_ij c_ij x_ij
+#   sum_j x_ij = 1  (all i),   sum_i d_i x_ij <= s_j y_j  (all j),
+#   sum_j s_j y_j >= sum_i d_i,   x_ij <= y_j  (linking, all i, j).
+#
+# The linking rows are implied by the capacity rows for integer y, so any
+# subset of them gives a correct model; all of them give the strong LP bound.
+# With links="lazy" they are added in rounds, only where the LP relaxation
+# violates them, before the integer solve: the LP bound is the strong one
+# while the model holds a fraction of the n x m rows.
+
+
+@dataclass
+class CflpModel:
+    """A capacitated facility location model built from the core pieces."""
+
+    model: mathopt.Model
+    sites: list[mathopt.Variable]
+    serve: list[list[mathopt.Variable]]
+    links: int = 0
+
+
+def build_cflp(
+    fixed_costs: np.ndarray,
+    capacities: np.ndarray,
+    demands: np.ndarray,
+    costs: np.ndarray,
+    all_links: bool = True,
+) -> CflpModel:
+    """Sites, allocation, demand, capacity and capacity-cover rows; links if ``all_links``.
+
+    ``costs[i, j]`` is the cost of serving ALL of client ``i``'s demand from
+    site ``j``; fixed costs, capacities and demands are per site / client.
+    """
+    model = mathopt.Model(name="cflp")
+    sites = add_sites(model, fixed_costs)
+    serve = add_allocation(model, costs)
+    add_demand_met(model, serve)
+    add_capacity(model, serve, sites, demands, capacities)
+    add_capacity_cover(model, sites, capacities, float(np.sum(demands)))
+    links = add_serve_only_open(model, serve, sites) if all_links else 0
+    return CflpModel(model, sites, serve, links)
+
+
+def _violated_links(cflp: CflpModel, result: mathopt.SolveResult, seen: set) -> list:
+    """``(i, j)`` pairs whose linking row ``x_ij <= y_j`` the LP solution violates."""
+    vals = result.variable_values()
+    y = np.array([vals[v] for v in cflp.sites])
+    x = np.array([[vals[v] for v in row] for row in cflp.serve])
+    pairs = np.argwhere(x > y[None, :] + 1e-7)
+    return [(int(i), int(j)) for i, j in pairs if (int(i), int(j)) not in seen]
+
+
+def add_links_lazily(
+    cflp: CflpModel, deadline: Deadline, solver: mathopt.SolverType = mathopt.SolverType.HIGHS
+) -> tuple[float, int]:
+    """Add violated linking rows in LP rounds until none is violated.
+
+    Returns the LP bound reached and the number of rounds.
+    """
+    for y in cflp.sites:
+        y.integer = False
+    seen: set[tuple[int, int]] = set()
+    rounds, bound = 0, -math.inf
+    while deadline.left() > 0:
+        result = mathopt.solve(cflp.model, solver, params=deadline.params())
+        if result.termination.reason != mathopt.TerminationReason.OPTIMAL:
+            break
+        rounds += 1
+        bound = result.objective_value()
+        pairs = _violated_links(cflp, result, seen)
+        if not pairs:
+            break
+        seen.update(pairs)
+        cflp.links += add_serve_only_open(cflp.model, cflp.serve, cflp.sites, pairs)
+    for y in cflp.sites:
+        y.integer = True
+    return bound, rounds
