@@ -41,6 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# The children run this file as a script: make them import this checkout's package,
+# not whichever copy happens to be installed.
+sys.path.insert(0, str(REPO))
 FIXTURES = REPO / "tests" / "fixtures" / "orlib"
 REL_TOL = 1e-6
 SPOPT_UP_TO = 10  # pmed1..pmed10 get the spopt + CBC column
