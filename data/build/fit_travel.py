@@ -33,9 +33,11 @@ no model. ``--validate-destinations`` deals the postcodes into ``--folds`` folds
 (same seed), fits without each fold's columns and predicts them for every
 origin, and prints median, 90th percentile and maximum absolute error and median
 relative error on true trips under 60 and under 120 minutes, overall and by the
-origin's region (``oa11_lsoa11_msoa11_lookup.csv.gz`` in ``RAW``, if present), with
-the worst-predicted destinations; it writes no model and takes about 3 minutes a
-fold. Without either flag the model is fitted on all postcodes and written out.
+origin's region (``oa11_lsoa11_msoa11_lookup.csv.gz`` in ``RAW``, if present), by
+land component, with the worst-predicted destinations and by water crossing (the
+straight line's points on a 1 km land mask of the LSOA boundaries, see
+``ESTUARY_BOXES``); it writes no model and takes about 3 minutes a fold. Without
+either flag the model is fitted on all postcodes and written out.
 """
 
 from __future__ import annotations
@@ -104,6 +106,30 @@ TRIP_LIMITS_MIN = (60.0, 120.0)  # score true trips shorter than these
 LDO_TARGETS = {"median_abs_min": 4.0, "p90_abs_min": 12.0}  # on trips under 60 minutes
 RAW_OA_LOOKUP = "oa11_lsoa11_msoa11_lookup.csv.gz"  # LSOA -> region, for the regional table
 WORST_SITES = 10
+
+# water crossings in the leave-destination-out scores
+WATER_CELL_M = 1_000.0  # land mask cells; a cell whose centre is in no LSOA polygon is water
+WATER_SAMPLES = 64  # points sampled evenly along each straight line (interval midpoints)
+WATER_CROSS_POINTS = 2  # a line crosses water (an estuary) with this many water points (in its box)
+WATER_LINE_SHARE = 0.10  # a "water line" has at least this share of its points on water
+WATER_CHUNK_COLUMNS = 4  # destination columns classified at a time (bounds the memory)
+# A box (xmin, ymin, xmax, ymax), British National Grid metres, round each estuary's water
+# on the 1 km mask, drawn from the map (coastline and river mouths), not from the errors.
+# A crossing belongs to an estuary when enough of its water points are on water cells
+# whose centre is in the box; the boxes do not overlap.
+ESTUARY_BOXES: dict[str, tuple[float, float, float, float]] = {
+    # Carmarthen Bay and Lundy in the west to the tidal Severn at Gloucester
+    "Bristol Channel / Severn": (220_000.0, 140_000.0, 385_000.0, 225_000.0),
+    # Hurst Castle to Chichester Harbour, with Southampton Water and Spithead
+    "Solent": (425_000.0, 85_000.0, 480_000.0, 115_000.0),
+    # Trent Falls and the Ouse below Goole to Spurn Head
+    "Humber": (480_000.0, 400_000.0, 545_000.0, 432_000.0),
+    # New Brighton to Runcorn; the Dee estuary is west of the box
+    "Mersey": (330_000.0, 376_000.0, 355_000.0, 396_000.0),
+    # Dartford to the sea off Southend and Herne Bay, with the Medway and the Swale;
+    # the river through London is west of the box
+    "Thames estuary": (550_000.0, 165_000.0, 620_000.0, 195_000.0),
+}
 
 
 # --------------------------------------------------------------------------- reading
@@ -762,6 +788,159 @@ def ldo_tables(
     return out
 
 
+def ldo_pair_tables(
+    pred: np.ndarray,
+    obs: np.ndarray,
+    groups: dict[str, np.ndarray],
+    limits: tuple[float, ...] = TRIP_LIMITS_MIN,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Like :func:`ldo_tables`, but each group is a boolean mask of the pairs, shaped like ``obs``."""
+    ok = np.isfinite(obs) & np.isfinite(pred) & (obs > 0)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, pairs in groups.items():
+        sel_pairs = ok & pairs
+        out[name] = {}
+        for lim in limits:
+            sel = sel_pairs & (obs < lim)
+            out[name][f"< {lim:g} min"] = trip_stats(pred[sel], obs[sel])
+    return out
+
+
+@dataclass(frozen=True)
+class LandMask:
+    """Square cells, ``water[iy, ix]`` True where the cell's centre is on no land polygon.
+
+    Cell ``[iy, ix]`` covers ``origin + (ix, iy) * cell_m`` to one cell further; points
+    outside the grid are water (no polygon reaches there).
+    """
+
+    origin: tuple[float, float]
+    cell_m: float
+    water: np.ndarray  # (ny, nx) bool
+
+    def cell_centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """x (nx,) and y (ny,) of the cell centres."""
+        ny, nx = self.water.shape
+        x = self.origin[0] + (np.arange(nx) + 0.5) * self.cell_m
+        y = self.origin[1] + (np.arange(ny) + 0.5) * self.cell_m
+        return x, y
+
+    def is_water(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether each point ``(x, y)`` is on a water cell."""
+        return self.flags()[self._index(np.asarray(x, float), np.asarray(y, float))] & 1 > 0
+
+    def _index(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # into the grid padded by one water cell all round: outside points land on the pad
+        ny, nx = self.water.shape
+        ix = np.clip(np.floor((x - self.origin[0]) / self.cell_m), -1, nx).astype(np.intp) + 1
+        iy = np.clip(np.floor((y - self.origin[1]) / self.cell_m), -1, ny).astype(np.intp) + 1
+        return iy, ix
+
+    def flags(self, boxes: dict[str, tuple[float, float, float, float]] | None = None) -> np.ndarray:
+        """Padded ``(ny + 2, nx + 2)`` uint8 cell flags: bit 0 water, bit ``k + 1`` water in box k.
+
+        A cell is in a box when its centre is (edges included); the pad is water in no box.
+        """
+        boxes = boxes or {}
+        if len(boxes) > 7:
+            raise ValueError(f"at most 7 boxes fit the flags; got {len(boxes)}")
+        x, y = self.cell_centres()
+        flags = self.water.astype(np.uint8)
+        for k, (x0, y0, x1, y1) in enumerate(boxes.values()):
+            inside = ((y >= y0) & (y <= y1))[:, None] & ((x >= x0) & (x <= x1))[None, :]
+            flags |= (self.water & inside).astype(np.uint8) << (k + 1)
+        return np.pad(flags, 1, constant_values=1)
+
+
+def land_mask(
+    geoms: np.ndarray,
+    cell_m: float = WATER_CELL_M,
+    bounds: tuple[float, float, float, float] | None = None,
+) -> LandMask:
+    """Cells of ``cell_m`` over ``bounds`` (default: the polygons' bounds, out to whole cells)
+    whose centre lies in none of ``geoms`` are water.
+
+    The cell centres are queried against an STRtree of the polygons (``intersects``: a
+    centre on a boundary is land).
+    """
+    geoms = np.asarray(geoms)
+    x0, y0, x1, y1 = shapely.total_bounds(geoms) if bounds is None else bounds
+    x0, y0 = np.floor(x0 / cell_m) * cell_m, np.floor(y0 / cell_m) * cell_m
+    nx = max(int(np.ceil((x1 - x0) / cell_m)), 1)
+    ny = max(int(np.ceil((y1 - y0) / cell_m)), 1)
+    mask = LandMask((float(x0), float(y0)), float(cell_m), np.ones((ny, nx), dtype=bool))
+    cx, cy = mask.cell_centres()
+    gx, gy = np.meshgrid(cx, cy)
+    hit = shapely.STRtree(geoms).query(shapely.points(gx.ravel(), gy.ravel()), predicate="intersects")[0]
+    mask.water.ravel()[hit] = False
+    return mask
+
+
+def read_land_mask(raw: Path, cell_m: float = WATER_CELL_M) -> LandMask:
+    """The land mask of the LSOA 2011 boundaries in ``raw`` (read as :func:`read_lsoa_positions` does)."""
+    gdf = gpd.read_file(f"/vsigzip/{raw / RAW_LSOA}", columns=["LSOA11CD"])
+    geoms = gdf.to_crs(tr.BNG_EPSG).geometry.values
+    bad = ~shapely.is_valid(geoms)
+    geoms[bad] = shapely.make_valid(geoms[bad])
+    return land_mask(geoms, cell_m)
+
+
+def water_counts(
+    mask: LandMask,
+    origin_xy: np.ndarray,
+    dest_xy: np.ndarray,
+    boxes: dict[str, tuple[float, float, float, float]] | None = None,
+    samples: int = WATER_SAMPLES,
+    chunk: int = WATER_CHUNK_COLUMNS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points on water of each straight line ``origin -> destination``, and of them, in each box.
+
+    ``samples`` points are taken evenly along each line (:func:`pathways.travel.sample_fractions`).
+    Returns ``water`` (n, m) and ``in_box`` (len(boxes), n, m), both int16. Destination
+    columns are done ``chunk`` at a time, so the working arrays hold
+    ``n * chunk * samples`` points.
+    """
+    boxes = ESTUARY_BOXES if boxes is None else boxes
+    o = np.asarray(origin_xy, float)
+    d = np.asarray(dest_xy, float)
+    n, m = len(o), len(d)
+    flags = mask.flags(boxes)
+    frac = tr.sample_fractions(samples)
+    water = np.zeros((n, m), dtype=np.int16)
+    in_box = np.zeros((len(boxes), n, m), dtype=np.int16)
+    for s in range(0, m, max(int(chunk), 1)):
+        dd = d[s : s + chunk]
+        px = o[:, None, 0, None] + (dd[None, :, 0, None] - o[:, None, 0, None]) * frac
+        py = o[:, None, 1, None] + (dd[None, :, 1, None] - o[:, None, 1, None]) * frac
+        f = flags[mask._index(px, py)]  # (n, chunk, samples)
+        del px, py
+        water[:, s : s + chunk] = np.count_nonzero(f & 1, axis=-1)
+        for k in range(len(boxes)):
+            in_box[k, :, s : s + chunk] = np.count_nonzero(f & (1 << (k + 1)), axis=-1)
+    return water, in_box
+
+
+def water_groups(
+    water: np.ndarray,
+    in_box: np.ndarray,
+    names: tuple[str, ...] | list[str] = tuple(ESTUARY_BOXES),
+    samples: int = WATER_SAMPLES,
+) -> dict[str, np.ndarray]:
+    """Pair masks: each estuary crossed, "any water line", "dry line".
+
+    A line crosses an estuary when at least ``WATER_CROSS_POINTS`` of its points are on
+    water in the estuary's box; a water line has at least ``WATER_LINE_SHARE`` of its
+    ``samples`` points on water; a dry line has none.
+    """
+    groups = {
+        name: (water >= WATER_CROSS_POINTS) & (in_box[k] >= WATER_CROSS_POINTS)
+        for k, name in enumerate(names)
+    }
+    groups["any water line"] = water >= int(np.ceil(WATER_LINE_SHARE * samples - 1e-9))
+    groups["dry line"] = water == 0
+    return groups
+
+
 def read_regions(raw: Path, codes: np.ndarray) -> np.ndarray | None:
     """ONS region (Wales for Welsh LSOAs) of each LSOA code, or ``None`` without the lookup."""
     path = raw / RAW_OA_LOOKUP
@@ -786,9 +965,40 @@ _STATS_HEAD = (
 )
 
 
+def _compact_head(what: str, limits: tuple[str, ...]) -> str:
+    cols = "".join(f" pairs {lim[:-4]} | median abs | p90 abs | max abs |" for lim in limits)
+    return f"| {what} |{cols}\n|---|" + "---:|" * (4 * len(limits))
+
+
+def _compact_row(label: str, by_limit: dict[str, dict[str, float]]) -> str:
+    cells = "".join(
+        f" {s['pairs']:,.0f} | {s['median_abs_min']:.2f} | {s['p90_abs_min']:.2f} | {s['max_abs_min']:.1f} |"
+        for s in by_limit.values()
+    )
+    return f"| {label} |{cells}"
+
+
 def validate_destinations(raw: Path, data: RawData, k: int, seed: int) -> dict:
     """Leave-destination-out validation: print Markdown tables, return the scores."""
     folds = destination_folds(len(data.postcodes), k, seed)
+    # water crossings first, so a problem with the boundaries shows before the long fits
+    start = time.perf_counter()
+    mask = read_land_mask(raw)
+    mask_s = time.perf_counter() - start
+    start = time.perf_counter()
+    water, in_box = water_counts(mask, data.xy[data.row_lsoa], data.site_xy)
+    by_water = water_groups(water, in_box)
+    del in_box
+    water_s = time.perf_counter() - start
+    log.info(
+        "land mask: %d x %d cells of %g m, %d water, %.1f s; %d lines classified, %.1f s",
+        *mask.water.shape,
+        mask.cell_m,
+        mask.water.sum(),
+        mask_s,
+        water.size,
+        water_s,
+    )
     start = time.perf_counter()
     pred = leave_destinations_out(data, folds)
     elapsed = time.perf_counter() - start
@@ -855,6 +1065,24 @@ def validate_destinations(raw: Path, data: RawData, k: int, seed: int) -> dict:
     for j, s in per_site[:WORST_SITES]:
         x, y = data.site_xy[j]
         print(_stats_row(f"{data.postcodes[j]} ({x:.0f}, {y:.0f})", s))
+    # water crossings: pair groups by the straight line's points on the land mask
+    water_tables = ldo_pair_tables(pred, obs, by_water)
+    boxes = "; ".join(
+        f"{name} {x0 / 1000:.0f}-{x1 / 1000:.0f} km E, {y0 / 1000:.0f}-{y1 / 1000:.0f} km N"
+        for name, (x0, y0, x1, y1) in ESTUARY_BOXES.items()
+    )
+    print(
+        f"\nWater crossings: {WATER_SAMPLES} points evenly along each pair's straight line "
+        f"(origin LSOA centroid -> destination postcode) on a {mask.cell_m / 1000:g} km land mask "
+        f"(a cell whose centre is in no LSOA 2011 polygon is water; {mask.water.shape[1]} x "
+        f"{mask.water.shape[0]} cells, {mask_s:.1f} s; lines classified in {water_s:.1f} s). A pair "
+        f"crosses an estuary when at least {WATER_CROSS_POINTS} of its points are on water cells "
+        f"with their centre in the estuary's box ({boxes}); a water line has at least "
+        f"{WATER_LINE_SHARE:.0%} of its points on water, a dry line none. Minutes:\n"
+    )
+    print(_compact_head("pairs", tuple(tables["all"])))
+    for name in by_water:
+        print(_compact_row(name, water_tables[name]))
     main_s = tables["all"][f"< {lim0:g} min"]
     passed = all(main_s[key] <= v for key, v in LDO_TARGETS.items())
     print(
