@@ -676,9 +676,12 @@ def _params(solver: str, time_limit_s: float, threads: int) -> mathopt.SolvePara
 
 
 def _solve(
-    model: mathopt.Model, solver: str, params: mathopt.SolveParameters
+    model: mathopt.Model,
+    solver: str,
+    params: mathopt.SolveParameters,
+    model_params: mathopt.ModelSolveParameters | None = None,
 ) -> tuple[mathopt.SolveResult, str]:
-    result = mathopt.solve(model, SOLVERS[solver], params=params)
+    result = mathopt.solve(model, SOLVERS[solver], params=params, model_params=model_params)
     status = location.status_name(result)
     if status != "OPTIMAL":
         logger.warning("%s with %s: %s (%s)", model.name, solver, status, result.termination.detail)
@@ -701,6 +704,7 @@ def solve_cflp(
     threads: int = 1,
     solver: str = DEFAULT_SOLVER,
     links: str = "all",
+    heuristic: bool = True,
 ) -> OrlibResult:
     """Solve a capacitated facility location instance to proven optimality.
 
@@ -718,6 +722,10 @@ def solve_cflp(
         formulation, faster on every OR-Library instance, see docs/orlib.md),
         or only those the LP relaxation violates, added in rounds before the
         integer solve (:func:`pathways.optimise.location.add_links_lazily`).
+    heuristic : bool
+        Hand the solver a plan from :func:`pathways.optimise.location.cflp_heuristic`
+        (transportation-LP start, drop/add/swap local search) as a solution
+        hint, with at most a tenth of the time limit spent on it.
 
     Returns
     -------
@@ -736,8 +744,16 @@ def solve_cflp(
     )
     if links == "lazy":
         location.add_links_lazily(cflp, deadline, SOLVERS[solver])
+    model_params = None
+    if heuristic:
+        plan = location.cflp_heuristic(
+            inst.fixed_costs, inst.capacities, inst.demands, inst.alloc_costs,
+            time_limit_s=0.1 * time_limit_s,
+        )  # fmt: skip
+        if plan is not None:
+            model_params = location.cflp_hint(cflp, plan)
     params.time_limit = dt.timedelta(seconds=max(deadline.left(), 0.01))
-    result, status = _solve(cflp.model, solver, params)
+    result, status = _solve(cflp.model, solver, params, model_params)
     objective, bound, gap = _objective_and_bound(result)
     open_ids: tuple[int, ...] = ()
     alloc = None

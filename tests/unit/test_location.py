@@ -221,3 +221,43 @@ def test_lazy_links_reach_the_strong_lp_bound():
     assert bound == pytest.approx(strong_lp, rel=1e-9)
     assert rounds >= 1 and lazy.links <= len(demands) * len(fixed)
     assert all(y.integer for y in lazy.sites)  # restored for the integer solve
+
+
+# --- CFLP heuristic ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cflp_heuristic_plan_is_feasible_and_priced_exactly(seed: int):
+    fixed, capacities, demands, costs = _random_cflp(seed)
+    plan = location.cflp_heuristic(fixed, capacities, demands, costs, time_limit_s=LIMIT)
+    assert plan is not None
+    x = plan.allocation
+    closed = [j for j in range(len(fixed)) if j not in plan.open_sites]
+    assert np.allclose(x.sum(axis=1), 1.0, atol=1e-7)
+    assert np.all(x[:, closed] <= 1e-9)
+    assert np.all(demands @ x <= capacities + 1e-6)
+    priced = fixed[list(plan.open_sites)].sum() + float(np.sum(costs * x))
+    assert plan.cost == pytest.approx(priced, rel=1e-9)
+    assert plan.cost >= _cflp_brute_force(fixed, capacities, demands, costs) * (1 - 1e-9)
+
+
+def test_cflp_transport_refuses_too_little_capacity():
+    fixed, capacities, demands, costs = _random_cflp(0)
+    small = int(np.argmin(capacities))
+    if capacities[small] < demands.sum():
+        assert location.cflp_transport([small], capacities, demands, costs) is None
+
+
+def test_cflp_hint_keeps_the_optimum():
+    data = _random_cflp(1)
+    best = _cflp_brute_force(*data)
+    cflp = location.build_cflp(*data)
+    plan = location.cflp_heuristic(*data, time_limit_s=LIMIT)
+    result = mathopt.solve(
+        cflp.model,
+        mathopt.SolverType.HIGHS,
+        params=location.Deadline(LIMIT).params(),
+        model_params=location.cflp_hint(cflp, plan),
+    )
+    assert location.status_name(result) == "OPTIMAL"
+    assert result.objective_value() == pytest.approx(best, rel=1e-9)

@@ -377,3 +377,14 @@ def test_unknown_methods_are_refused():
         solve_pmedian(read_pmed(ORLIB / "pmed1.txt"), method="lagrange")
     with pytest.raises(ValueError, match="links"):
         solve_cflp(read_cap(ORLIB / "cap41.txt"), links="some")
+
+
+def test_cflp_with_and_without_heuristic_agree_on_cap41():
+    inst = read_cap(ORLIB / "cap41.txt")
+    with_hint = solve_cflp(inst, time_limit_s=60)
+    without = solve_cflp(inst, time_limit_s=60, heuristic=False)
+    assert with_hint.status == without.status == "OPTIMAL"
+    assert with_hint.objective == pytest.approx(without.objective, rel=1e-9)
+    assert evaluate_cflp(inst, with_hint.open_facilities, with_hint.allocation) == pytest.approx(
+        with_hint.objective, rel=1e-9
+    )
