@@ -127,23 +127,20 @@ def run_child(folder: Path, case: Case, time_limit: float) -> dict:
 
 
 def spopt_available() -> bool:
-    try:
-        import pulp  # noqa: F401
-        import spopt.locate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("pulp", "spopt"))
 
 
-def time_spopt(folder: Path, case: Case, repeats: int) -> str:
-    """Median seconds of spopt PMedian + CBC on the same distances, or ``-``."""
+def spopt_worker(path: str, repeats: int, optimum: float) -> None:
+    """Time spopt PMedian + CBC on one file; print the median seconds (or why not) as JSON."""
     import numpy as np
     import pulp
     from spopt.locate import PMedian
 
     from pathways.optimise.orlib import read_pmed
 
-    inst = read_pmed(folder / f"{case.stem}.txt")
+    inst = read_pmed(path)
     dist = np.array(inst.distances)
     times = []
     for _ in range(repeats):
@@ -152,10 +149,26 @@ def time_spopt(folder: Path, case: Case, repeats: int) -> str:
         model.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=SPOPT_TIME_LIMIT), results=False)
         times.append(time.perf_counter() - t0)
         if model.problem.sol_status != pulp.LpSolutionOptimal:
-            return f">{SPOPT_TIME_LIMIT:.0f} (not proven)"
-        if abs(model.problem.objective.value() - case.optimum) > REL_TOL * case.optimum:
-            return "wrong objective"
-    return f"{statistics.median(times):.2f}"
+            print(json.dumps(f">{SPOPT_TIME_LIMIT:.0f} (not proven)"))
+            return
+        if abs(model.problem.objective.value() - optimum) > REL_TOL * optimum:
+            print(json.dumps("wrong objective"))
+            return
+    print(json.dumps(f"{statistics.median(times):.2f}"))
+
+
+def time_spopt(folder: Path, case: Case, repeats: int) -> str:
+    """Median seconds of spopt PMedian + CBC on the same distances, or why not.
+
+    Runs in its own process so that spopt's imports do not inflate the peak
+    memory the parent's later children inherit.
+    """
+    cmd = [sys.executable, __file__, "--spopt-worker", str(folder / f"{case.stem}.txt")]
+    cmd += ["--repeats", str(repeats), "--optimum", repr(case.optimum)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return "crashed"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def wants_spopt(case: Case) -> bool:
@@ -220,7 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=600.0, help="seconds per solve")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--capacity", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--spopt-worker", help=argparse.SUPPRESS)
+    ap.add_argument("--optimum", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.spopt_worker:
+        spopt_worker(args.spopt_worker, args.repeats, args.optimum)
+        return 0
     if args.worker:
         worker(args.worker, args.capacity, args.time_limit)
         return 0
