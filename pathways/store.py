@@ -52,6 +52,7 @@ import os
 import platform
 import secrets
 import socket
+import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -1157,11 +1158,37 @@ def _sqlite_on_connect(
     cur = dbapi_conn.cursor()
     try:
         cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        cur.execute("PRAGMA journal_mode = WAL")
+        _set_wal(cur, busy_timeout_ms)
         cur.execute("PRAGMA synchronous = FULL")
         cur.execute("PRAGMA foreign_keys = ON")
     finally:
         cur.close()
+
+
+def _set_wal(cur: Any, busy_timeout_ms: int) -> None:
+    """Put the file in WAL mode, waiting up to ``busy_timeout_ms`` for other programs.
+
+    Switching the journal mode needs an exclusive lock, and SQLite answers "database is
+    locked" at once, without calling the busy handler, when another connection is
+    opening or converting the same new file (two batch workers starting together, say).
+    The mode is stored in the file, so once any connection has set it the others only
+    read it back; until then, retry with a short back-off.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode")
+            row = cur.fetchone()
+            if row is not None and str(row[0]).lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err).lower() or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
 
 
 _LOCKED = ("database is locked", "database table is locked", "database schema is locked")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from sqlalchemy import create_engine, event, text
 from pathways.errors import InputError
 from pathways.plan import SitePlan, baseline_plan
 from pathways.scenario import Capacity, load_scenario, with_changes
-from pathways.store import STATUS_FAILED, STATUS_OK, RunStore, data_version
+from pathways.store import STATUS_FAILED, STATUS_OK, RunStore, _sqlite_on_connect, data_version
 
 REPO = Path(__file__).resolve().parents[2]
 SUSSEX = REPO / "data" / "scenarios" / "sussex.yaml"
@@ -321,6 +324,39 @@ def test_several_processes_write_one_sqlite_file(tmp_path):
         [batch] = s.list_batches()
         assert batch["runs"] == 80
         assert len(s.finished_cases(batch["id"])) == 80
+
+
+def test_connections_opening_a_new_file_at_once_all_get_wal(tmp_path):
+    # Switching a new file to WAL takes an exclusive lock; two connections trying at once
+    # both hold a shared lock and SQLite fails one with "database is locked" without
+    # waiting (it would deadlock). Opening must wait and retry instead.
+    failures: list[str] = []
+    for round_ in range(60):
+        path = tmp_path / f"new-{round_}.db"
+        with contextlib.closing(sqlite3.connect(path)) as first:
+            first.execute("create table t (x)")
+            first.commit()
+        start = threading.Barrier(4)
+
+        def open_one(path=path, start=start):
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            try:
+                start.wait()
+                _sqlite_on_connect(conn, None, 30_000)
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode != "wal":
+                    failures.append(f"{path.name}: journal mode {mode}")
+            except sqlite3.OperationalError as err:
+                failures.append(f"{path.name}: {err}")
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=open_one) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failures == []
 
 
 # --------------------------------------------------------------------------- damaged or locked files
