@@ -7,9 +7,6 @@ The synthetic checks need no raw-data folder: geography and times are made up he
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,16 +18,6 @@ from pathways.travel import TravelModel
 NEWPORT_IOW = (450_000.0, 89_000.0)  # St Mary's Hospital area, Isle of Wight
 RYDE = (459_000.0, 92_000.0)  # on the island, 10 km from Newport
 SOUTHAMPTON = (442_000.0, 112_000.0)  # mainland, across the Solent
-
-
-@pytest.fixture(scope="module")
-def ft():
-    path = Path(__file__).resolve().parents[2] / "data" / "build" / "fit_travel.py"
-    spec = importlib.util.spec_from_file_location("fit_travel_for_island_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +52,9 @@ def test_land_components_split_islands_and_join_touching_parts(ft):
             square(2_000.5, 0),  # 0.5 m gap: touching, still mainland
             square(10_000, 0),  # an island of two areas
             square(11_000, 0),
-            shapely.MultiPolygon([square(20_000, 0), square(3_000, 0)]),  # point on its mainland part
+            shapely.MultiPolygon(
+                [square(20_000, 0), square(3_000, 0)]
+            ),  # point on its mainland part
             square(30_000, 0),  # an island of one area
         ]
     )

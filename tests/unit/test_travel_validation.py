@@ -5,24 +5,10 @@ No raw-data folder needed: the matrix is made up here.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from pathways import travel as tr
-
-
-@pytest.fixture(scope="module")
-def ft():
-    path = Path(__file__).resolve().parents[2] / "data" / "build" / "fit_travel.py"
-    spec = importlib.util.spec_from_file_location("fit_travel_for_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def synthetic(ft, n_side: int = 12, m: int = 10, seed: int = 7):

@@ -6,10 +6,6 @@ Synthetic geometry only, no raw-data folder: two 10 km squares with a 2 km gap b
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import shapely
@@ -18,16 +14,6 @@ WEST = shapely.box(0.0, 0.0, 10_000.0, 10_000.0)
 EAST = shapely.box(12_000.0, 0.0, 22_000.0, 10_000.0)  # the gap is x 10-12 km
 GAP_BOX = (9_500.0, 0.0, 12_500.0, 10_000.0)
 ELSEWHERE_BOX = (0.0, 20_000.0, 5_000.0, 25_000.0)
-
-
-@pytest.fixture(scope="module")
-def ft():
-    path = Path(__file__).resolve().parents[2] / "data" / "build" / "fit_travel.py"
-    spec = importlib.util.spec_from_file_location("fit_travel_for_water_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
