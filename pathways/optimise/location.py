@@ -19,7 +19,10 @@ benchmarks (:mod:`pathways.optimise.orlib`):
   violated (:func:`solve_pmedian_benders`);
 * the strong (disaggregated) capacitated facility location model
   (:func:`build_cflp`), optionally with its linking rows added only where the
-  LP relaxation violates them (:func:`add_links_lazily`).
+  LP relaxation violates them (:func:`add_links_lazily`), a feasible plan by
+  local search (:func:`cflp_heuristic`), and a Lagrangian relaxation of its
+  demand rows that gives a bound, better plans and sites fixed open or closed
+  by proof (:func:`cflp_lagrangian`).
 
 Costs are in whatever unit the caller's data uses (distance, money); times are
 wall-clock seconds.
@@ -36,6 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ortools.math_opt.python import mathopt
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.sparse import csr_array
 
 logger = logging.getLogger(__name__)
 
@@ -729,9 +734,6 @@ def cflp_transport(
     the open capacity cannot serve the demand. ``costs[i, j]`` is the cost of
     serving ALL of client ``i`` from site ``j``.
     """
-    from scipy.optimize import linprog
-    from scipy.sparse import csr_array
-
     sites = np.asarray(list(open_sites), dtype=int)
     n, m = costs.shape
     k = len(sites)
@@ -881,3 +883,183 @@ def cflp_hint(cflp: CflpModel, plan: CflpPlan) -> mathopt.ModelSolveParameters:
     return mathopt.ModelSolveParameters(
         solution_hints=[mathopt.SolutionHint(variable_values=values)]
     )
+
+
+# ---------------------------------------------------------------------------
+# CFLP: Lagrangian bound, heuristic and site fixing
+# ---------------------------------------------------------------------------
+# Relax the demand rows sum_j x_ij = 1 with multipliers u_i (Beasley, EJOR 33
+# (1988) 314-325). For fixed u the rest splits by site: a site's value if
+# open, g_j = f_j + min sum_i (c_ij - u_i) x_ij over 0 <= x_ij <= 1 and
+# sum_i d_i x_ij <= s_j, is a continuous knapsack (clients with a negative
+# reduced cost, best per unit of demand first); which sites open is a 0-1
+# knapsack, min sum_j g_j y_j with sum_j s_j y_j >= sum_i d_i (the capacity
+# cover row, kept). L(u) = sum_i u_i + that knapsack's value is a lower bound
+# for every u. Subgradient steps on u raise it (Polyak steps towards the best
+# plan's cost, the step factor halved when the bound stalls); every new set of
+# sites the relaxation opens is priced exactly by the transportation LP (a
+# Lagrangian heuristic). At the best u, forcing one site the other way and
+# re-solving the 0-1 knapsack bounds every plan with that site flipped: if
+# that bound is above the best plan's cost, the site is fixed.
+
+
+@dataclass
+class CflpLagrangian:
+    """Outcome of :func:`cflp_lagrangian`.
+
+    ``bound`` is a valid lower bound on every plan's cost; ``plan`` the best
+    plan found (never worse than the one passed in). Sites in
+    ``fixed_open`` / ``fixed_closed`` are open / closed in every plan cheaper
+    than ``plan`` (by more than the gap tolerances), so a search for a better
+    plan may fix them.
+    """
+
+    bound: float
+    plan: CflpPlan
+    fixed_open: tuple[int, ...]
+    fixed_closed: tuple[int, ...]
+    multipliers: np.ndarray = field(repr=False)
+    stats: dict = field(default_factory=dict)
+
+
+def _open_values(
+    u: np.ndarray, costs: np.ndarray, demands: np.ndarray, capacities: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each site's allocation value if open (a continuous knapsack) and its ``x``."""
+    reduced = costs - u[:, None]
+    ratio = np.where(reduced < 0, reduced / np.maximum(demands, 1e-12)[:, None], np.inf)
+    order = np.argsort(ratio, axis=0, kind="stable")
+    red = np.take_along_axis(reduced, order, axis=0)
+    dem = demands[order]
+    before = np.cumsum(dem, axis=0) - dem
+    frac = np.clip((capacities[None, :] - before) / np.maximum(dem, 1e-12), 0.0, 1.0)
+    frac = np.where(red < 0, frac, 0.0)
+    x = np.zeros_like(reduced)
+    np.put_along_axis(x, order, frac, axis=0)
+    return np.sum(red * frac, axis=0), x
+
+
+def _cover_knapsack(
+    values: np.ndarray, capacities: np.ndarray, total: float, force: tuple[int, int] | None = None
+) -> tuple[float, np.ndarray | None]:
+    """min values.y over binary y with capacities.y >= total: (lower bound, y).
+
+    ``force=(j, v)`` fixes ``y_j = v``. The bound is the MIP's proven dual
+    bound (``inf`` when no y covers the total).
+    """
+    lower, upper = np.zeros(len(values)), np.ones(len(values))
+    if force is not None:
+        lower[force[0]] = upper[force[0]] = force[1]
+    res = milp(
+        values,
+        constraints=LinearConstraint(capacities[None, :], total, np.inf),
+        integrality=np.ones(len(values)),
+        bounds=Bounds(lower, upper),
+        options={"mip_rel_gap": 0.0},
+    )
+    if res.status != 0 or res.x is None:
+        return math.inf, None
+    bound = res.mip_dual_bound if res.mip_dual_bound is not None else res.fun
+    return float(min(bound, res.fun)), np.round(res.x)
+
+
+def cflp_lagrangian(
+    fixed_costs: np.ndarray,
+    capacities: np.ndarray,
+    demands: np.ndarray,
+    costs: np.ndarray,
+    plan: CflpPlan,
+    time_limit_s: float = 30.0,
+    max_rounds: int = 5000,
+    patience: int = 30,
+    min_step: float = 1e-4,
+) -> CflpLagrangian:
+    """Lagrangian bound, better plans and site fixing for the CFLP (see above).
+
+    Parameters
+    ----------
+    fixed_costs, capacities, demands, costs
+        As for :func:`build_cflp` (``costs[i, j]``: all of client ``i`` from
+        site ``j``).
+    plan : CflpPlan
+        A feasible plan (for example from :func:`cflp_heuristic`): the
+        target of the steps and the plan to beat.
+    time_limit_s : float
+        Wall-clock budget, seconds; the fixing test runs after it.
+    max_rounds, patience, min_step
+        Subgradient rounds at most; rounds without a better bound before the
+        step factor (starting at 2) is halved; the step factor at which to stop.
+    """
+    deadline = Deadline(max(time_limit_s, 0.01))
+    fixed = np.asarray(fixed_costs, dtype=float)
+    caps = np.asarray(capacities, dtype=float)
+    dem = np.asarray(demands, dtype=float)
+    total = float(dem.sum())
+    best_plan = plan
+    # start from each client's cheapest cost with fixed costs spread over capacity
+    u = np.min(costs + np.outer(dem, fixed / np.maximum(caps, 1e-12)), axis=1)
+    best_u, bound = u.copy(), -math.inf
+    factor, stalled, rounds, priced = 2.0, 0, 0, 0
+    seen: set[tuple[int, ...]] = set()
+    while rounds < max_rounds and deadline.left() > 0 and factor >= min_step:
+        rounds += 1
+        values, x = _open_values(u, costs, dem, caps)
+        knap, y = _cover_knapsack(fixed + values, caps, total)
+        if y is None:
+            break
+        value = float(u.sum()) + knap
+        if value > bound + 1e-12 * abs(value):
+            bound, best_u, stalled = value, u.copy(), 0
+        else:
+            stalled += 1
+            if stalled >= patience:
+                factor, stalled = factor / 2, 0
+        key = tuple(int(j) for j in np.flatnonzero(y > 0.5))
+        if key not in seen:
+            seen.add(key)
+            exact = cflp_transport(key, caps, dem, costs, fixed)
+            priced += 1
+            if exact is not None and exact[0] < best_plan.cost * (1 - 1e-12):
+                best_plan = CflpPlan(key, exact[1], exact[0])
+        if best_plan.cost - bound <= _gap_tolerance(best_plan.cost):
+            break
+        step = 1.0 - x @ y
+        norm = float(step @ step)
+        if norm <= 1e-18:
+            break
+        u = u + factor * (best_plan.cost - value) / norm * step
+    fixed_open, fixed_closed = _fix_sites(best_u, fixed, caps, dem, costs, best_plan.cost)
+    stats = {
+        "rounds": rounds, "transport_lps": priced, "seconds": deadline.elapsed(),
+        "fixed_open": len(fixed_open), "fixed_closed": len(fixed_closed),
+    }  # fmt: skip
+    logger.info("CFLP Lagrangian: bound %.3f, plan %.3f, %s", bound, best_plan.cost, stats)
+    return CflpLagrangian(bound, best_plan, fixed_open, fixed_closed, best_u, stats)
+
+
+def _gap_tolerance(upper: float) -> float:
+    """How far below ``upper`` a plan must be to count as better."""
+    return max(ABSOLUTE_GAP, RELATIVE_GAP * abs(upper))
+
+
+def _fix_sites(
+    u: np.ndarray,
+    fixed: np.ndarray,
+    caps: np.ndarray,
+    dem: np.ndarray,
+    costs: np.ndarray,
+    upper: float,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Sites whose flip at multipliers ``u`` bounds every plan above ``upper``."""
+    values, _ = _open_values(u, costs, dem, caps)
+    values = fixed + values
+    _, y = _cover_knapsack(values, caps, float(dem.sum()))
+    if y is None:
+        return (), ()
+    cutoff = upper + _gap_tolerance(upper)
+    fixed_open, fixed_closed = [], []
+    for j in range(len(values)):
+        knap, _ = _cover_knapsack(values, caps, float(dem.sum()), force=(j, 1 - int(y[j])))
+        if float(u.sum()) + knap > cutoff:
+            (fixed_open if y[j] > 0.5 else fixed_closed).append(j)
+    return tuple(fixed_open), tuple(fixed_closed)

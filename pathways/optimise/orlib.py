@@ -705,6 +705,7 @@ def solve_cflp(
     solver: str = DEFAULT_SOLVER,
     links: str = "all",
     heuristic: bool = True,
+    lagrangian: bool = True,
 ) -> OrlibResult:
     """Solve a capacitated facility location instance to proven optimality.
 
@@ -726,6 +727,13 @@ def solve_cflp(
         Hand the solver a plan from :func:`pathways.optimise.location.cflp_heuristic`
         (transportation-LP start, drop/add/swap local search) as a solution
         hint, with at most a tenth of the time limit spent on it.
+    lagrangian : bool
+        With ``heuristic``: improve that plan and fix sites by a Lagrangian
+        relaxation of the demand rows
+        (:func:`pathways.optimise.location.cflp_lagrangian`, at most a quarter
+        of the time limit); the MIP then keeps only the sites not proven
+        closed, with those proven open fixed open. The bound reported is
+        valid for the whole instance.
 
     Returns
     -------
@@ -739,28 +747,45 @@ def solve_cflp(
         raise ValueError(f"links must be 'all' or 'lazy', got {links!r}")
     params = _params(solver, time_limit_s, threads)  # validates the limits
     deadline = location.Deadline(time_limit_s)
+    data = (inst.fixed_costs, inst.capacities, inst.demands, inst.alloc_costs)
+    plan = location.cflp_heuristic(*data, time_limit_s=0.1 * time_limit_s) if heuristic else None
+    kept = np.arange(inst.n_facilities)
+    lag = None
+    if plan is not None and lagrangian:
+        lag = location.cflp_lagrangian(*data, plan, time_limit_s=0.25 * time_limit_s)
+        plan = lag.plan
+        kept = np.setdiff1d(kept, lag.fixed_closed)
     cflp = location.build_cflp(
-        inst.fixed_costs, inst.capacities, inst.demands, inst.alloc_costs, all_links=links == "all"
-    )
+        inst.fixed_costs[kept], inst.capacities[kept], inst.demands, inst.alloc_costs[:, kept],
+        all_links=links == "all",
+    )  # fmt: skip
+    if lag is not None:
+        for j in lag.fixed_open:
+            cflp.sites[int(np.searchsorted(kept, j))].lower_bound = 1.0
     if links == "lazy":
         location.add_links_lazily(cflp, deadline, SOLVERS[solver])
     model_params = None
-    if heuristic:
-        plan = location.cflp_heuristic(
-            inst.fixed_costs, inst.capacities, inst.demands, inst.alloc_costs,
-            time_limit_s=0.1 * time_limit_s,
+    if plan is not None:
+        local = location.CflpPlan(
+            tuple(int(np.searchsorted(kept, j)) for j in plan.open_sites),
+            plan.allocation[:, kept], plan.cost,
         )  # fmt: skip
-        if plan is not None:
-            model_params = location.cflp_hint(cflp, plan)
+        model_params = location.cflp_hint(cflp, local)
     params.time_limit = dt.timedelta(seconds=max(deadline.left(), 0.01))
     result, status = _solve(cflp.model, solver, params, model_params)
     objective, bound, gap = _objective_and_bound(result)
+    if lag is not None and math.isfinite(objective):
+        # the Lagrangian bound holds for the whole instance, the MIP's for the
+        # kept sites; every plan outside them costs more than ``plan``
+        bound = max(bound if math.isfinite(bound) else -math.inf, min(lag.bound, objective))
+        gap = abs(objective - bound) / max(abs(objective), 1.0)
     open_ids: tuple[int, ...] = ()
     alloc = None
     if result.has_primal_feasible_solution():
         values = result.variable_values()
-        open_ids = tuple(i for i, y in enumerate(cflp.sites) if values[y] > 0.5)
-        alloc = np.array([[values[x] for x in row] for row in cflp.serve])
+        open_ids = tuple(int(kept[i]) for i, y in enumerate(cflp.sites) if values[y] > 0.5)
+        alloc = np.zeros((inst.n_customers, inst.n_facilities))
+        alloc[:, kept] = np.array([[values[x] for x in row] for row in cflp.serve])
     return OrlibResult(
         objective=objective,
         status=status,

@@ -7,6 +7,7 @@ limits are safety nets only (no timing is asserted).
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -261,3 +262,54 @@ def test_cflp_hint_keeps_the_optimum():
     )
     assert location.status_name(result) == "OPTIMAL"
     assert result.objective_value() == pytest.approx(best, rel=1e-9)
+
+
+# --- CFLP Lagrangian ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cflp_lagrangian_bound_plan_and_fixings_are_valid(seed: int):
+    data = _random_cflp(seed)
+    fixed, capacities, demands, costs = data
+    best = _cflp_brute_force(*data)
+    start = location.cflp_heuristic(*data, time_limit_s=LIMIT)
+    lag = location.cflp_lagrangian(*data, start, time_limit_s=LIMIT)
+    # a lower bound, never above the optimum; a plan never worse than the start
+    assert lag.bound <= best * (1 + 1e-9) + 1e-6
+    assert best * (1 - 1e-9) <= lag.plan.cost <= start.cost * (1 + 1e-12)
+    x = lag.plan.allocation
+    assert np.allclose(x.sum(axis=1), 1.0, atol=1e-7)
+    assert np.all(demands @ x <= capacities + 1e-6)
+    priced = fixed[list(lag.plan.open_sites)].sum() + float(np.sum(costs * x))
+    assert lag.plan.cost == pytest.approx(priced, rel=1e-9)
+    # every open set that disagrees with a fixing costs more than the plan
+    assert not set(lag.fixed_open) & set(lag.fixed_closed)
+    m = len(fixed)
+    for k in range(1, m + 1):
+        for open_set in itertools.combinations(range(m), k):
+            chosen = set(open_set)
+            if chosen >= set(lag.fixed_open) and not chosen & set(lag.fixed_closed):
+                continue
+            exact = location.cflp_transport(open_set, capacities, demands, costs, fixed)
+            if exact is not None:
+                assert exact[0] > lag.plan.cost - 1e-6
+
+
+def test_cflp_open_values_are_continuous_knapsacks():
+    # one site of capacity 3; clients of demand 2, 2, 2 whose reduced costs are
+    # -4, -2, +1: the first is taken whole, half of the second, none of the third
+    u = np.array([5.0, 3.0, 0.0])
+    costs = np.array([[1.0], [1.0], [1.0]])
+    values, x = location._open_values(u, costs, np.array([2.0, 2.0, 2.0]), np.array([3.0]))
+    assert x[:, 0] == pytest.approx([1.0, 0.5, 0.0])
+    assert values[0] == pytest.approx(-4.0 - 0.5 * 2.0)
+
+
+def test_cover_knapsack_is_exact_and_can_force_a_site():
+    values = np.array([3.0, 4.0, 10.0])
+    caps = np.array([5.0, 5.0, 9.0])
+    bound, y = location._cover_knapsack(values, caps, 9.0)
+    assert bound == pytest.approx(7.0) and list(y) == [1, 1, 0]
+    bound, y = location._cover_knapsack(values, caps, 9.0, force=(0, 0))
+    assert bound == pytest.approx(10.0) and list(y) == [0, 0, 1]
+    assert location._cover_knapsack(values, caps, 20.0)[0] == math.inf

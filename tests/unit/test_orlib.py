@@ -388,3 +388,17 @@ def test_cflp_with_and_without_heuristic_agree_on_cap41():
     assert evaluate_cflp(inst, with_hint.open_facilities, with_hint.allocation) == pytest.approx(
         with_hint.objective, rel=1e-9
     )
+
+
+@pytest.mark.parametrize("name", ["cap71", "cap101", "cap131"])
+def test_cflp_with_and_without_lagrangian_fixing_agree(name: str):
+    inst = read_cap(ORLIB / f"{name}.txt")
+    fixed = solve_cflp(inst, time_limit_s=60)
+    full = solve_cflp(inst, time_limit_s=60, lagrangian=False)
+    assert fixed.status == full.status == "OPTIMAL"
+    assert fixed.objective == pytest.approx(OPTIMA[name], rel=1e-6)
+    assert fixed.objective == pytest.approx(full.objective, rel=1e-9)
+    assert fixed.best_bound <= fixed.objective * (1 + 1e-9)
+    assert evaluate_cflp(inst, fixed.open_facilities, fixed.allocation) == pytest.approx(
+        fixed.objective, rel=1e-9
+    )
